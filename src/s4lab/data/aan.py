@@ -1,0 +1,114 @@
+"""LRA Retrieval: do two ACL Anthology papers cite each other? Two char-level documents per example.
+
+Layout: `<data_dir>/new_aan_pairs.{train,eval,test}.tsv` (LRA release `tsv_data/`), no header,
+5 tab-separated columns `label  id1  id2  text1  text2`, label written `0`, `1` or `1.0`.
+Quotes are literal (LRA reads with `use_quote_delim=False`): a `"` inside a text never starts a
+quoted field, so we split each line on tabs only. Vocabulary: characters of text1 + text2 over
+train (~98 + specials); each document truncated to `l_max - 1` (4000 per document) plus `<eos>`.
+Batches: x (B, 2, L) int64 with both documents padded to one L, y (B,), lengths (B, 2).
+Deviations from S4: S4 collates the pair as (2B, L) and reads with the HF csv reader (default
+quoting, which mis-splits texts with `"`); `eval` is the validation split as in S4.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from s4lab.data.base import SequenceDataModule, require
+from s4lab.data.cache import cached
+from s4lab.data.tokens import EncodedSplit, TokenDataset, Vocab, char_counts, pad_pair_batch
+
+PREPARE = "python scripts/prepare_data.py aan"
+SPLITS = {
+    "train": "new_aan_pairs.train.tsv",
+    "val": "new_aan_pairs.eval.tsv",
+    "test": "new_aan_pairs.test.tsv",
+}
+
+
+def read_tsv(path: Path) -> tuple[list[tuple[str, str]], list[int]]:
+    """(text pairs, labels) of one AAN tsv; errors name the file, the line and what was expected."""
+    pairs, labels = [], []
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text, the file is corrupt ({e})") from e
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, start=1):
+        cols = line.removesuffix("\r").split("\t")
+        if len(cols) != 5:
+            raise ValueError(
+                f"{path}:{n}: expected 5 tab-separated columns (label, id1, id2, text1, text2),"
+                f" got {len(cols)} (truncated or corrupt file?)"
+            )
+        try:
+            label = float(cols[0])
+        except ValueError:
+            label = -1.0
+        if label not in (0.0, 1.0):
+            raise ValueError(f"{path}:{n}: expected a label 0 or 1 (or 1.0), got {cols[0][:20]!r}")
+        pairs.append((cols[3], cols[4]))
+        labels.append(int(label))
+    if not pairs:
+        raise ValueError(f"{path}: no examples (empty or truncated file)")
+    return pairs, labels
+
+
+class AAN(SequenceDataModule):
+    """LRA Retrieval datamodule: x (B, 2, L) char ids, d_output = 2; l_max is per document."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        batch_size_eval: int | None = None,
+        num_workers: int = 0,
+        seed: int = 42,
+        l_max: int = 4000,
+        min_freq: int = 1,
+        append_eos: bool = True,
+    ) -> None:
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        self.l_max = l_max
+        self.min_freq = min_freq
+        self.append_eos = append_eos
+        self.d_output = 2
+        self.collate_fn = pad_pair_batch
+        self.vocab: Vocab | None = None
+
+    def _build(self, paths: dict[str, Path]) -> dict:
+        tables = {s: read_tsv(p) for s, p in paths.items()}
+        counts: Counter[str] = char_counts(t for pair in tables["train"][0] for t in pair)
+        vocab = Vocab.build(counts, self.min_freq)
+        splits = {
+            s: EncodedSplit.from_arrays(
+                [vocab.encode_chars(t, self.l_max, self.append_eos) for p in pairs for t in p],
+                labels,
+                docs_per_example=2,
+            )
+            for s, (pairs, labels) in tables.items()
+        }
+        return {"vocab": vocab.itos, "splits": splits}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None:
+            return
+        paths = {s: require(self.data_dir / f, prepare=PREPARE) for s, f in SPLITS.items()}
+        config = {"l_max": self.l_max, "min_freq": self.min_freq, "append_eos": self.append_eos}
+        data = cached(
+            lambda: self._build(paths),
+            self.data_dir / "cache",
+            "aan",
+            config | {"version": 1},
+            paths.values(),
+        )
+        self.vocab = Vocab(data["vocab"])
+        self.vocab_size = self.d_input = len(self.vocab)
+        self.data_train, self.data_val, self.data_test = (
+            TokenDataset(data["splits"][s]) for s in ("train", "val", "test")
+        )

@@ -1,0 +1,1 @@
+"""Offline generators that write datasets in their published on-disk layout."""

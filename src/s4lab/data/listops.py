@@ -1,0 +1,108 @@
+"""LRA ListOps: nested MAX/MIN/MED/SUM_MOD expressions, 10 classes, from the released tsv files.
+
+Layout: `<data_dir>/basic_{train,val,test}.tsv`, header `Source\\tTarget`, one expression per row
+(`( ( ( [MAX 2 ) 9 ) ] )` -> 9): the LRA release, or `prepare_data.py listops --generate`.
+Tokenization as LRA and the official S4 loader: `]` -> `X`, drop `(` and `)`, split on whitespace
+(15 symbols + `<pad>, <unk>, <eos>` = 18 ids); vocabulary from the train file; `<eos>` appended
+after truncation to `l_max - 1`; batches `(x (B, L) int64, y (B,), lengths (B,))`, `<pad>` = 0.
+Deviation from S4: no torchtext / HF datasets; the cache is one torch file per config and sources.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from s4lab.data.base import SequenceDataModule, require
+from s4lab.data.cache import cached
+from s4lab.data.tokens import EncodedSplit, TokenDataset, Vocab, pad_batch
+
+PREPARE = "python scripts/prepare_data.py listops  (or add --generate to build it offline)"
+HEADER = ["Source", "Target"]
+SPLITS = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
+
+
+def tokenize(source: str) -> list[str]:
+    """LRA ListOps tokens: `]` -> `X`, parentheses removed, whitespace split."""
+    return source.translate({ord("]"): "X", ord("("): None, ord(")"): None}).split()
+
+
+def read_tsv(path: Path) -> tuple[list[str], list[int]]:
+    """(sources, targets) of one ListOps tsv; errors name the file, line and what was expected."""
+    sources, targets = [], []
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text, the file is corrupt ({e})") from e
+    if not lines:
+        raise ValueError(f"{path}: empty file (truncated?); expected a 'Source\\tTarget' header")
+    if lines[0].split("\t") != HEADER:
+        raise ValueError(
+            f"{path}: expected the header line 'Source\\tTarget', got {lines[0][:60]!r}"
+        )
+    for n, line in enumerate(lines[1:], start=2):
+        cols = line.split("\t")
+        if len(cols) != 2:
+            raise ValueError(
+                f"{path}:{n}: expected 2 tab-separated columns (Source, Target), got {len(cols)}"
+                " (truncated or corrupt file?)"
+            )
+        if cols[1] not in {str(d) for d in range(10)}:
+            raise ValueError(f"{path}:{n}: expected a Target digit 0-9, got {cols[1][:20]!r}")
+        sources.append(cols[0])
+        targets.append(int(cols[1]))
+    if not sources:
+        raise ValueError(f"{path}: header only, no examples (truncated?)")
+    return sources, targets
+
+
+class ListOps(SequenceDataModule):
+    """LRA ListOps datamodule: d_input = vocab_size = 18 on the real data, d_output = 10."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 50,
+        batch_size_eval: int | None = None,
+        num_workers: int = 0,
+        seed: int = 42,
+        l_max: int = 2048,
+        append_eos: bool = True,
+    ) -> None:
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        self.l_max = l_max
+        self.append_eos = append_eos
+        self.d_output = 10
+        self.collate_fn = pad_batch
+        self.vocab: Vocab | None = None
+
+    def _build(self, paths: dict[str, Path]) -> dict:
+        tables = {s: read_tsv(p) for s, p in paths.items()}
+        counts = Counter(t for src in tables["train"][0] for t in tokenize(src))
+        vocab = Vocab.build(counts)
+        splits = {
+            s: EncodedSplit.from_arrays(
+                [vocab.encode(tokenize(src), self.l_max, self.append_eos) for src in sources],
+                targets,
+            )
+            for s, (sources, targets) in tables.items()
+        }
+        return {"vocab": vocab.itos, "splits": splits}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None:
+            return
+        paths = {s: require(self.data_dir / f, prepare=PREPARE) for s, f in SPLITS.items()}
+        data = cached(
+            lambda: self._build(paths),
+            self.data_dir / "cache",
+            "listops",
+            {"l_max": self.l_max, "append_eos": self.append_eos, "version": 1},
+            paths.values(),
+        )
+        self.vocab = Vocab(data["vocab"])
+        self.vocab_size = self.d_input = len(self.vocab)
+        self.data_train, self.data_val, self.data_test = (
+            TokenDataset(data["splits"][s]) for s in ("train", "val", "test")
+        )
