@@ -1,4 +1,4 @@
-"""CIFAR-10 pickles -> LRA Image (grayscale) and sequential CIFAR (color), on tiny fixture batches."""
+"""CIFAR-10 pickles -> LRA Image (grayscale) and sequential CIFAR (color), on tiny fixtures."""
 
 import pickle
 from pathlib import Path
@@ -100,7 +100,7 @@ def test_augmentation_is_a_symmetric_padded_crop_or_its_flip():
     padded = torch.from_numpy(np.pad(image.numpy(), ((0, 0), (4, 4), (4, 4)), mode="symmetric"))
     g = torch.Generator().manual_seed(0)
     seen = set()
-    for _ in range(200):
+    for _ in range(60):
         out = random_crop_flip(image, g)
         assert out.shape == (3, 32, 32)
         windows = {
@@ -114,7 +114,7 @@ def test_augmentation_is_a_symmetric_padded_crop_or_its_flip():
         assert len(matches) == 1
         seen.add(matches[0])
     assert {flip for _, _, flip in seen} == {False, True}
-    assert len({(t, l) for t, l, _ in seen}) > 40  # offsets spread over the 9 x 9 range
+    assert len({(t, l) for t, l, _ in seen}) > 25  # offsets spread over the 9 x 9 range
 
 
 def test_augment_touches_only_the_training_split(cifar_root):
