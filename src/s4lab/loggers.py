@@ -1,0 +1,50 @@
+"""Experiment loggers that never block: wandb goes offline when it cannot reach the service."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+import wandb
+from pytorch_lightning.loggers import WandbLogger
+
+
+def has_wandb_credentials() -> bool:
+    """True when an API key is in WANDB_API_KEY or in ~/.netrc (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_logger(
+    project: str,
+    name: str,
+    save_dir: str,
+    tags: list[str] | None = None,
+    group: str | None = None,
+    mode: str | None = None,
+    init_timeout: float = 60.0,
+) -> WandbLogger:
+    """WandbLogger that runs offline without credentials (`wandb sync <run dir>` uploads later).
+
+    mode: "online", "offline" or "disabled"; None reads WANDB_MODE, else online iff credentials.
+    init_timeout bounds the wait for the service, so a dead network never hangs training.
+    """
+    mode = (
+        mode or os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
+    )
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        project=project,
+        name=name,
+        save_dir=save_dir,
+        tags=list(tags or []),
+        group=group,
+        offline=mode == "offline",
+        mode=mode,
+        settings=wandb.Settings(init_timeout=init_timeout),
+    )

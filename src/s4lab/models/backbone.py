@@ -1,0 +1,129 @@
+"""SequenceModel: encoder -> n_layers residual blocks -> final norm -> pool -> decoder.
+
+Block (prenorm):  x <- x + Dropout(layer(Norm(x)))
+Block (postnorm): x <- Norm(x + Dropout(layer(x)))
+The layer is any module built as `layer(d_model=H, l_max=L)` with `forward(x (B, L, H), rate)`;
+for recurrent use it also has `setup_step()`, `default_state(batch_size)` and `step(x, state)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class SequenceNorm(nn.Module):
+    """LayerNorm over H, or BatchNorm over (B, L) per channel, on (B, L, H) tensors."""
+
+    def __init__(self, d_model: int, kind: str) -> None:
+        super().__init__()
+        if kind not in ("layer", "batch"):
+            raise ValueError(f"norm must be 'layer' or 'batch', got {kind!r}")
+        self.kind = kind
+        self.norm = nn.LayerNorm(d_model) if kind == "layer" else nn.BatchNorm1d(d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "layer" or x.dim() == 2:  # (B, L, H), or one step (B, H)
+            return self.norm(x)
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)  # BatchNorm1d wants (B, H, L)
+
+
+class ResidualBlock(nn.Module):
+    """One layer with its norm, dropout and residual connection."""
+
+    def __init__(self, layer: nn.Module, d_model: int, norm: str, prenorm: bool, dropout: float):
+        super().__init__()
+        self.layer = layer
+        self.norm = SequenceNorm(d_model, norm)
+        self.prenorm = prenorm
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, rate: float = 1.0) -> Tensor:
+        z = self.norm(x) if self.prenorm else x
+        x = x + self.dropout(self.layer(z, rate=rate))  # (B, L, H)
+        return x if self.prenorm else self.norm(x)
+
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        z = self.norm(x) if self.prenorm else x
+        z, state = self.layer.step(z, state)  # (B, H)
+        x = x + z
+        return (x if self.prenorm else self.norm(x)), state
+
+
+class SequenceModel(nn.Module):
+    """Residual stack of sequence layers with an encoder, a pooling decoder and recurrent steps.
+
+    Input: (B, L, d_input) floats, or (B, L) token ids when `vocab_size` is set (embedding).
+    Output: (B, d_output) for pool "mean"/"last", (B, L, d_output) for pool "none".
+    """
+
+    def __init__(
+        self,
+        d_input: int,
+        d_output: int,
+        layer: Callable[..., nn.Module],
+        l_max: int | None = None,
+        vocab_size: int | None = None,
+        d_model: int = 128,
+        n_layers: int = 4,
+        norm: str = "layer",
+        prenorm: bool = True,
+        dropout: float = 0.0,
+        pool: str = "mean",
+    ) -> None:
+        super().__init__()
+        if pool not in ("mean", "last", "none"):
+            raise ValueError(f"pool must be 'mean', 'last' or 'none', got {pool!r}")
+        self.d_model, self.pool = d_model, pool
+        if vocab_size is not None:
+            self.encoder: nn.Module = nn.Embedding(vocab_size, d_model)
+        else:
+            self.encoder = nn.Linear(d_input, d_model)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(layer(d_model=d_model, l_max=l_max), d_model, norm, prenorm, dropout)
+            for _ in range(n_layers)
+        )
+        # postnorm blocks end normalized already; prenorm stacks need a last norm
+        self.norm = SequenceNorm(d_model, norm) if prenorm else nn.Identity()
+        self.decoder = nn.Linear(d_model, d_output)
+
+    def features(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
+        """Pooled features before the decoder: (B, H) or, for pool "none", (B, L, H)."""
+        x = self.encoder(x)  # (B, L, H)
+        for block in self.blocks:
+            x = block(x, rate=rate)
+        x = self.norm(x)
+        if self.pool == "none":
+            return x
+        L = x.shape[1]
+        if lengths is None:
+            return x.mean(dim=1) if self.pool == "mean" else x[:, -1]
+        lengths = lengths.clamp(1, L)
+        if self.pool == "last":
+            return x[torch.arange(x.shape[0], device=x.device), lengths - 1]  # (B, H)
+        mask = torch.arange(L, device=x.device) < lengths[:, None]  # (B, L) valid positions
+        return (x * mask[..., None]).sum(1) / lengths[:, None].to(x.dtype)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
+        return self.decoder(self.features(x, lengths, rate))
+
+    def setup_step(self) -> None:
+        """Prepare every layer for recurrent stepping (e.g. discretize its SSM once)."""
+        for block in self.blocks:
+            block.layer.setup_step()
+
+    def default_state(self, batch_size: int) -> list[Any]:
+        """Initial recurrent state: one entry per layer."""
+        return [block.layer.default_state(batch_size) for block in self.blocks]
+
+    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+        """One time step: x (B, d_input) or (B,) token ids -> (B, d_output), next state."""
+        x = self.encoder(x)  # (B, H)
+        next_state = []
+        for block, s in zip(self.blocks, state, strict=True):
+            x, s = block.step(x, s)
+            next_state.append(s)
+        return self.decoder(self.norm(x)), next_state

@@ -1,0 +1,95 @@
+"""Optimizer parameter groups from per-parameter hints, and learning-rate schedules.
+
+Groups: a parameter's `_optim` dict (set by the layer, e.g. {"lr": 1e-3, "weight_decay": 0.0}
+for SSM parameters) wins; biases, norm weights and embeddings get weight_decay 0; the rest use
+the optimizer's defaults. One group per distinct set of hints.
+Schedules (all per optimizer step), built from torch.optim.lr_scheduler:
+  cosine_warmup:   lr·t/W for t < W, then lr·½(1 + cos(π(t − W)/(T − W)))
+  constant_warmup: lr·t/W for t < W, then lr
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
+
+NO_DECAY_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.Embedding, nn.modules.batchnorm._BatchNorm)
+
+
+def param_hints(module: nn.Module, name: str, param: nn.Parameter) -> dict[str, Any]:
+    """The optimizer hints for one parameter (see the module docstring for the rules)."""
+    if hasattr(param, "_optim"):
+        return dict(param._optim)
+    if name == "bias" or isinstance(module, NO_DECAY_MODULES):
+        return {"weight_decay": 0.0}
+    return {}
+
+
+def param_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """Split trainable parameters into groups, one per distinct hint dict (default group first)."""
+    groups: dict[tuple, dict[str, Any]] = {(): {"params": [], "names": []}}
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            hints = param_hints(module, name, param)
+            key = tuple(sorted(hints.items()))
+            group = groups.setdefault(key, {"params": [], "names": [], **hints})
+            group["params"].append(param)
+            group["names"].append(f"{module_name}.{name}".lstrip("."))
+    return [g for g in groups.values() if g["params"]]
+
+
+def print_param_groups(optimizer: torch.optim.Optimizer) -> None:
+    """Print one row per optimizer group: its lr, weight decay, size and a few parameter names."""
+    table = Table(title="Optimizer parameter groups")
+    for column in ("group", "lr", "weight_decay", "tensors", "parameters", "examples"):
+        table.add_column(column)
+    for i, group in enumerate(optimizer.param_groups):
+        names = group.get("names", [])
+        examples = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        table.add_row(
+            str(i),
+            f"{group['lr']:.3g}",
+            f"{group.get('weight_decay', 0.0):.3g}",
+            str(len(group["params"])),
+            f"{sum(p.numel() for p in group['params']):,}",
+            examples,
+        )
+    Console().print(table)
+
+
+def cosine_warmup(
+    optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int
+) -> LRScheduler:
+    """Linear warmup over `num_warmup_steps`, then cosine decay to 0 at `num_training_steps`."""
+    if num_training_steps <= num_warmup_steps:
+        raise ValueError(
+            f"num_training_steps ({num_training_steps}) must exceed num_warmup_steps "
+            f"({num_warmup_steps}); lower scheduler.num_warmup_steps or train longer"
+        )
+    cosine = CosineAnnealingLR(optimizer, T_max=num_training_steps - num_warmup_steps)
+    if num_warmup_steps == 0:
+        return cosine
+    warmup = LinearLR(optimizer, 1.0 / num_warmup_steps, 1.0, total_iters=num_warmup_steps)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[num_warmup_steps])
+
+
+def constant_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int) -> LRScheduler:
+    """Linear warmup over `num_warmup_steps`, then the base learning rate."""
+    if num_warmup_steps == 0:
+        return ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return LinearLR(optimizer, 1.0 / num_warmup_steps, 1.0, total_iters=num_warmup_steps)

@@ -1,0 +1,138 @@
+"""train(cfg): build data, model, task and trainer from a composed config; fit, test, report.
+
+Order: datamodule.setup("fit") first, so the model is built from its sizes (d_input, d_output,
+l_max, vocab_size); then fit with val (and the test split tracked every epoch), then a final
+test on the best checkpoint. Returns the monitored metric's best value for sweepers.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import Callback, LightningDataModule, Trainer, seed_everything
+from pytorch_lightning.loggers import Logger
+from rich.console import Console
+from rich.table import Table
+
+from s4lab.callbacks import NonFiniteLossError
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a group such as callbacks or logger (null: none)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if c and "_target_" in c]
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
+    """`last` means `<run dir>/checkpoints/last.ckpt`; any other value must be an existing file."""
+    if ckpt_path is None:
+        return None
+    path = (
+        Path(output_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    )
+    if not path.is_file():
+        hint = (
+            "ckpt_path=last resumes the run whose directory is given by hydra.run.dir=<run dir>"
+            if ckpt_path == "last"
+            else "pass ckpt_path=<an existing .ckpt file> or ckpt_path=last"
+        )
+        raise FileNotFoundError(f"Checkpoint not found: {path}\n{hint}")
+    return str(path)
+
+
+def build(cfg: DictConfig) -> tuple[LightningDataModule, Any, Trainer]:
+    """Instantiate the datamodule (set up), the task with its model, and the trainer."""
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = hydra.utils.instantiate(
+        cfg.model,
+        d_input=datamodule.d_input,
+        d_output=datamodule.d_output,
+        l_max=datamodule.l_max,
+        vocab_size=datamodule.vocab_size,
+    )
+    scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    task = hydra.utils.instantiate(
+        cfg.task, model=model, optimizer=hydra.utils.instantiate(cfg.optimizer), scheduler=scheduler
+    )
+    task.setup_data(datamodule)
+    callbacks: list[Callback] = instantiate_all(cfg.get("callbacks"))
+    loggers: list[Logger] = instantiate_all(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, task, trainer
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit and test as configured; return the best value of `cfg.monitor` (None if stopped)."""
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    seed_everything(cfg.seed, workers=True)
+    if torch.cuda.is_available():  # TF32 matmuls/convs: ~fp32 accuracy at tensor-core speed
+        torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
+    datamodule, task, trainer = build(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    val_loaders = [datamodule.val_dataloader()]
+    if cfg.track_test:
+        datamodule.setup("test")
+        val_loaders.append(datamodule.test_dataloader())
+    try:
+        trainer.fit(
+            task,
+            train_dataloaders=datamodule.train_dataloader(),
+            val_dataloaders=val_loaders,
+            ckpt_path=resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir),
+        )
+    except NonFiniteLossError as error:
+        log.error(str(error))
+        Console().print(f"[red]{error}[/red]\nRun directory: {cfg.paths.output_dir}")
+        return None
+
+    test_metrics: dict[str, float] = {}
+    if cfg.test:
+        datamodule.setup("test")
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        results = trainer.test(
+            task, dataloaders=datamodule.test_dataloader(), ckpt_path=best or None
+        )
+        test_metrics = {k: float(v) for k, v in results[0].items()} if results else {}
+    report(cfg, datamodule, test_metrics)
+    return monitored_value(trainer, cfg.monitor)
+
+
+def monitored_value(trainer: Trainer, monitor: str) -> float | None:
+    """Best checkpointed value of the monitored metric, else its last logged value."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score)
+    value = trainer.callback_metrics.get(monitor)
+    return None if value is None else float(value)
+
+
+def report(cfg: DictConfig, datamodule: LightningDataModule, test_metrics: dict[str, float]):
+    """Print the test metrics, the dataset's published baselines if it has any, and the run dir."""
+    console = Console()
+    acc = test_metrics.get("test/acc")
+    baselines: dict[str, float] = getattr(datamodule, "baselines", {})
+    if acc is not None and baselines:
+        table = Table(title=f"Test accuracy: {cfg.name}")
+        table.add_column("model")
+        table.add_column("test acc (%)", justify="right")
+        table.add_row("[bold]this run[/bold]", f"{100 * acc:.1f}")
+        for name, value in baselines.items():
+            table.add_row(f"{name} (published)", f"{value:.1f}")
+        console.print(table)
+    elif test_metrics:
+        console.print(", ".join(f"{k} = {v:.4g}" for k, v in sorted(test_metrics.items())))
+    console.print(f"Run directory: {cfg.paths.output_dir}")
