@@ -1,0 +1,234 @@
+"""Put a dataset where its datamodule looks: download + verify + extract, or generate it offline.
+
+    python scripts/prepare_data.py NAME [--data-dir DIR] [--from DIR | --mirror URL]
+    python scripts/prepare_data.py listops --generate [--n 100000] [--seed 0] [--workers 16]
+    python scripts/prepare_data.py pathfinder --generate [--resolution 32|128] [--n 200000] ...
+
+NAME: listops, imdb, aan, pathfinder, pathx, cifar, mnist, fashion-mnist, speech-commands, wt103,
+ett. The data root is --data-dir, else $DATA_DIR, else <repo>/data (the default paths.data_dir).
+Archives are kept under <root>/downloads/ (the LRA tarball serves listops, aan, pathfinder and
+pathx) and resumed there after an interruption. --from DIR takes the same files from a local
+folder instead of the network (fashion-mnist does so from the Debian package when installed).
+See data/README.md for sources, licences and the resulting tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from s4lab.data.download import DownloadError, extract, fetch, verify
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One published file: its official URL and checksum where published or measured."""
+
+    url: str
+    md5: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+LRA = Remote("https://storage.googleapis.com/long-range-arena/lra_release.gz")  # no checksum
+IMDB = Remote(
+    "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+    md5="7c2ac02c03563afcf9b574c7e56c153a",
+)
+CIFAR = Remote(
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    md5="c58f30108f718f92721af3b95e74349a",
+)
+MNIST = [
+    Remote(f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}", md5=md5)
+    for name, md5 in [
+        ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+        ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+        ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+    ]
+]
+FASHION_MNIST = [
+    Remote(f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}", md5=md5)
+    for name, md5 in [
+        ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+        ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+    ]
+]
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # apt: dataset-fashion-mnist
+SPEECH_COMMANDS = Remote(
+    "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+    md5="6b74f3901214cb2c2934e98196829835",
+)
+WT103 = Remote(
+    "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip",
+    md5="9ddaacaf6af0710eda8c456decff7832",
+)
+ETT_URL = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small"
+ETT = {  # file -> folder under <root>/informer/, as the official S4 layout
+    Remote(f"{ETT_URL}/ETTh1.csv", md5="8381763947c85f4be6ac456c508460d6"): "etth",
+    Remote(f"{ETT_URL}/ETTh2.csv", md5="51a229a3fc13579dd939364fefe9c7ab"): "etth",
+    Remote(f"{ETT_URL}/ETTm1.csv"): "ettm",  # md5 not published or measured
+}
+LRA_FOLDERS = {  # NAME -> (folder inside lra_release.gz, destination under the root)
+    "listops": ("listops-1000", "listops"),
+    "aan": ("tsv_data", "aan"),
+    "pathfinder": ("pathfinder32", "pathfinder/pathfinder32"),
+    "pathx": ("pathfinder128", "pathfinder/pathfinder128"),
+}
+GENERATED = {"listops", "pathfinder", "pathx"}
+NAMES = ["listops", "imdb", "aan", "pathfinder", "pathx", "cifar", "mnist", "fashion-mnist"]
+NAMES += ["speech-commands", "wt103", "ett"]
+
+
+def obtain(remote: Remote, dest: Path, args: argparse.Namespace, check: bool = True) -> Path:
+    """`remote` at `dest`: copied from --from DIR, or downloaded (from --mirror if given)."""
+    md5 = remote.md5 if check else None
+    if args.source_dir is None:
+        url = f"{args.mirror.rstrip('/')}/{remote.filename}" if args.mirror else remote.url
+        return fetch(url, dest, md5=md5, progress=not args.quiet)
+    src = Path(args.source_dir) / remote.filename
+    if not src.is_file():
+        raise DownloadError(f"{src} not found (--from {args.source_dir}); expected the file there")
+    verify(src, md5=md5)
+    if src.resolve() != dest.resolve():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+    return dest
+
+
+def unpack(archive: Path, folder: str, dest: Path) -> None:
+    """Extract `folder` of `archive` into `dest`; fail if the archive has no such folder."""
+    if extract(archive, {folder: dest})[folder] == 0:
+        where = f"a folder named {folder!r}" if folder else "any file"
+        raise DownloadError(f"{archive}: no {where} inside; is it the right archive?")
+    print(f"extracted {archive.name}:{folder or '/'} -> {dest}", file=sys.stderr)
+
+
+def generate(name: str, root: Path, args: argparse.Namespace) -> Path:
+    """Run our generator for listops or pathfinder/pathx into the published layout."""
+    if name == "listops":
+        from s4lab.data.generators.listops import generate as generate_listops
+
+        paths = generate_listops(
+            root / "listops",
+            n=args.n or 100_000,
+            seed=args.seed,
+            max_depth=args.max_depth,
+            max_args=args.max_args,
+            min_length=args.min_length,
+            max_length=args.max_length,
+            workers=args.workers,
+        )
+        return paths["train"].parent
+    from s4lab.data.generators.pathfinder import generate as generate_pathfinder
+
+    resolution = args.resolution or (32 if name == "pathfinder" else 128)
+    return generate_pathfinder(
+        out_dir=root / "pathfinder",
+        resolution=resolution,
+        n=args.n or 200_000,
+        seed=args.seed,
+        workers=args.workers,
+    )
+
+
+def prepare(name: str, root: Path, args: argparse.Namespace) -> Path:
+    """Download/copy, verify and extract dataset `name` under `root`; return its folder."""
+    downloads = root / "downloads"
+    if name in LRA_FOLDERS:
+        folder, dest = LRA_FOLDERS[name]
+        unpack(obtain(LRA, downloads / LRA.filename, args), folder, root / dest)
+        return root / dest
+    if name == "imdb":
+        unpack(obtain(IMDB, downloads / IMDB.filename, args), "aclImdb", root / "imdb/aclImdb")
+        return root / "imdb/aclImdb"
+    if name == "cifar":
+        dest = root / "cifar/cifar-10-batches-py"
+        unpack(obtain(CIFAR, downloads / CIFAR.filename, args), "cifar-10-batches-py", dest)
+        return dest
+    if name == "speech-commands":
+        archive = obtain(SPEECH_COMMANDS, downloads / SPEECH_COMMANDS.filename, args)
+        unpack(archive, "", root / "SpeechCommands")  # the tarball has no top folder
+        return root / "SpeechCommands"
+    if name == "wt103":
+        unpack(obtain(WT103, downloads / WT103.filename, args), "wikitext-103", root / "wt103")
+        return root / "wt103"
+    if name in ("mnist", "fashion-mnist"):
+        remotes = MNIST if name == "mnist" else FASHION_MNIST
+        check = True
+        local = args.source_dir is None and args.mirror is None and FASHION_MNIST_DEBIAN.is_dir()
+        if name == "fashion-mnist" and local:
+            print(f"using the Debian copy in {FASHION_MNIST_DEBIAN}", file=sys.stderr)
+            args.source_dir = str(FASHION_MNIST_DEBIAN)
+            check = False  # Debian re-compresses the .gz files: other bytes, same content
+        for remote in remotes:
+            obtain(remote, root / name / remote.filename, args, check=check)
+        return root / name
+    if name == "ett":
+        remotes = ETT
+        if args.source_dir is not None:  # a local copy may hold only some of the files
+            remotes = {
+                r: f for r, f in ETT.items() if (Path(args.source_dir) / r.filename).exists()
+            }
+            if not remotes:
+                names = ", ".join(r.filename for r in ETT)
+                raise DownloadError(f"none of {names} found in {args.source_dir}")
+        for remote, folder in remotes.items():
+            obtain(remote, root / "informer" / folder / remote.filename, args)
+        return root / "informer"
+    raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(NAMES)}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("name", choices=NAMES)
+    p.add_argument("--data-dir", help="data root (default: $DATA_DIR or <repo>/data)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--from", dest="source_dir", help="take the published files from DIR")
+    source.add_argument("--mirror", help="download the same file names from this base URL")
+    source.add_argument("--generate", action="store_true", help="listops, pathfinder, pathx")
+    p.add_argument("--resolution", type=int, choices=[32, 128], help="pathfinder: 32, pathx: 128")
+    p.add_argument("--n", type=int, help="examples (listops 100000, pathfinder 200000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    listops = p.add_argument_group("listops --generate (LRA defaults)")
+    listops.add_argument("--max-depth", type=int, default=10)
+    listops.add_argument("--max-args", type=int, default=10)
+    listops.add_argument("--min-length", type=int, default=500)
+    listops.add_argument("--max-length", type=int, default=2000)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.generate and args.name not in GENERATED:
+        p.error(f"--generate works for {', '.join(sorted(GENERATED))}, not {args.name}")
+    if args.resolution and not (args.generate and args.name in ("pathfinder", "pathx")):
+        p.error("--resolution goes with pathfinder/pathx --generate")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = Path(args.data_dir or os.environ.get("DATA_DIR") or REPO / "data")
+    try:
+        folder = (
+            generate(args.name, root, args) if args.generate else prepare(args.name, root, args)
+        )
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: ready in {folder}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
