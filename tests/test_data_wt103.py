@@ -135,7 +135,18 @@ def test_non_utf8_file_is_named(tmp_path):
 
 def test_too_few_tokens_for_the_batch_is_explained():
     with pytest.raises(ValueError, match="lower the batch size"):
-        LMOrderedIterator(torch.arange(5), batch_size=4, l_max=2)
+        LMOrderedIterator(torch.arange(5), batch_size=4, l_max=2, rank=0, world_size=1)
+    lazy = LMOrderedIterator(torch.arange(5), batch_size=4, l_max=2)  # rank decided at first use
+    with pytest.raises(ValueError, match="lower the batch size"):
+        len(lazy)
+
+
+def test_without_a_trainer_the_rank_comes_from_torch_distributed(monkeypatch):
+    it = LMOrderedIterator(torch.arange(100), batch_size=2, l_max=4)  # built before DDP starts
+    monkeypatch.setattr("s4lab.data.wt103.distributed_rank", lambda: (1, 2))
+    x, y = next(iter(it))
+    assert torch.equal(x, torch.arange(100).view(4, 25)[2:4, :4])
+    assert (it.rank, it.world_size) == (1, 2)
 
 
 def test_worker_processes_keep_the_window_order():

@@ -12,6 +12,7 @@ Ordered iterator (B = batch size, W = world size, r = rank, L = l_max):
     S = stream[: ⌊N / (W B)⌋ · W B].view(W B, −1)[r B : (r + 1) B]       (B, T), rows contiguous
     window k: x = S[:, kL : kL + L], y = S[:, kL + 1 : kL + L + 1]       the last one shorter
 Windows do not overlap and come in order, so row b of consecutive batches continues one text.
+The rank is the attached trainer's; without one, torch.distributed's once initialized, else 0 of 1.
 The encoded splits are cached under `data_dir/cache/`, keyed by the files' checksums.
 """
 
@@ -75,35 +76,65 @@ def encode(lines: list[str], index: dict[str, int], path: Path) -> Tensor:
     )
 
 
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of the initialized default process group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class LMOrderedIterator(IterableDataset):
-    """Non-overlapping (x, y) windows (B, ≤ L) of this rank's rows of the batch-major stream."""
+    """Non-overlapping (x, y) windows (B, ≤ L) of this rank's rows of the batch-major stream.
+
+    rank/world_size None: read from torch.distributed when first needed (Lightning initializes
+    the process group inside `fit`, after the loaders are built), so DDP runs shard correctly
+    even when the loader was made before the trainer launched its processes.
+    """
 
     def __init__(
-        self, tokens: Tensor, batch_size: int, l_max: int, rank: int = 0, world_size: int = 1
+        self,
+        tokens: Tensor,
+        batch_size: int,
+        l_max: int,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
-        rows = batch_size * world_size
-        T = len(tokens) // rows
-        if T < 2:
-            raise ValueError(
-                f"{len(tokens)} tokens cannot fill {rows} rows (batch_size x world_size) with "
-                "at least 2 tokens each; lower the batch size"
-            )
-        grid = tokens[: T * rows].view(rows, T)  # (W B, T)
-        self.data = grid[rank * batch_size : (rank + 1) * batch_size]  # (B, T)
-        self.l_max = l_max
+        self.tokens, self.batch_size, self.l_max = tokens, batch_size, l_max
+        self.rank, self.world_size = rank, world_size
+        self._data: Tensor | None = None
+        if rank is not None:
+            self.data  # noqa: B018  (validate sizes now when the rank is known)
+
+    @property
+    def data(self) -> Tensor:
+        """This rank's rows (B, T) of the stream reshaped to (W B, T)."""
+        if self._data is None:
+            if self.rank is None:
+                self.rank, self.world_size = distributed_rank()
+            rows = self.batch_size * self.world_size
+            T = len(self.tokens) // rows
+            if T < 2:
+                raise ValueError(
+                    f"{len(self.tokens)} tokens cannot fill {rows} rows (batch_size x world_size) "
+                    "with at least 2 tokens each; lower the batch size"
+                )
+            grid = self.tokens[: T * rows].view(rows, T)  # (W B, T)
+            self._data = grid[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        return self._data
 
     def __len__(self) -> int:
         return math.ceil((self.data.shape[1] - 1) / self.l_max)
 
     def __iter__(self):
+        data = self.data  # (B, T)
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        T = self.data.shape[1]
+        T = data.shape[1]
         for k, start in enumerate(range(0, T - 1, self.l_max)):
             if k % workers != worker:  # the loader interleaves workers in order
                 continue
             end = min(start + self.l_max, T - 1)
-            yield self.data[:, start:end], self.data[:, start + 1 : end + 1]  # (B, l), (B, l)
+            yield data[:, start:end], data[:, start + 1 : end + 1]  # (B, l), (B, l)
 
 
 class WikiText103(SequenceDataModule):
@@ -153,10 +184,10 @@ class WikiText103(SequenceDataModule):
         self.data_train, self.data_val, self.data_test = (data[s] for s in SPLITS)
         self.vocab_size = self.d_input = self.d_output = len(self.vocab)
 
-    def _rank(self) -> tuple[int, int]:
-        """(global rank, world size) of the attached trainer, else (0, 1)."""
+    def _rank(self) -> tuple[int | None, int | None]:
+        """(global rank, world size) of the attached trainer, else None: decided at first use."""
         if self.trainer is None:
-            return 0, 1
+            return None, None
         return self.trainer.global_rank, self.trainer.world_size
 
     def _lm_loader(self, tokens: Tensor | None, batch_size: int) -> DataLoader:
