@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -353,10 +354,15 @@ def bytescale(image: np.ndarray) -> np.ndarray:
     return np.floor(scaled + 0.5).clip(0, 255).astype(np.uint8)
 
 
-def sample(
-    resolution: int, contour_length: int, rng: np.random.Generator
-) -> tuple[np.ndarray, int, int]:
-    """One Pathfinder image: (uint8 (R, R), label, paddle margin)."""
+class Sample(NamedTuple):
+    image: np.ndarray  # (R, R) uint8
+    label: int  # 1: the markers sit on the same snake
+    margin: int
+    markers: tuple[tuple[int, int], tuple[int, int]]  # (origin, terminal) centres, (y, x)
+
+
+def sample(resolution: int, contour_length: int, rng: np.random.Generator) -> Sample:
+    """One Pathfinder image with its label, paddle margin and marker centres."""
     p = PARAMS[resolution]
     label = int(rng.integers(0, 2))
     margin = p.paddle_margins[int(rng.integers(len(p.paddle_margins)))]
@@ -370,10 +376,11 @@ def sample(
         for _ in range(MAX_DISTRACTOR_RETRIAL + 1):
             if canvas.add_distractor(distractor_length, p.snake_contrast, rng):
                 break
-    origin = int(rng.integers(0, 2))
-    terminal = origin if label == 1 else 1 - origin
-    markers = np.maximum(marker(p, origins[origin]), marker(p, snakes[terminal].tip))
-    return bytescale(np.maximum(canvas.image, markers)), label, margin
+    origin_snake = int(rng.integers(0, 2))
+    terminal_snake = origin_snake if label == 1 else 1 - origin_snake
+    centres = (origins[origin_snake], snakes[terminal_snake].tip)
+    markers = np.maximum(marker(p, centres[0]), marker(p, centres[1]))
+    return Sample(bytescale(np.maximum(canvas.image, markers)), label, margin, centres)
 
 
 def metadata_row(
@@ -416,8 +423,8 @@ def write_batch(
     (root / "imgs" / str(batch)).mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        image, label, margin = sample(resolution, contour_length, rng)
-        Image.fromarray(image, mode="L").save(root / "imgs" / str(batch) / f"sample_{i}.png")
+        image, label, margin, _ = sample(resolution, contour_length, rng)
+        Image.fromarray(image).save(root / "imgs" / str(batch) / f"sample_{i}.png")
         rows.append(metadata_row(batch, i, label, resolution, contour_length, margin))
     meta.parent.mkdir(parents=True, exist_ok=True)
     tmp = meta.with_suffix(f".tmp{os.getpid()}")
