@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -160,3 +164,41 @@ def test_bad_sizes_are_refused():
         Delay(l_seq=100, l_lag=60, n_lag=2)
     with pytest.raises(ValueError, match="n_tokens >= 4"):
         AssociativeRecall(n_tokens=3)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = {  # experiment -> data overrides that make one step take well under a second
+    "synthetic/copying": ["data.l_memorize=4", "data.n_tokens=10"],
+    "synthetic/selective_copying": ["data.l_noise=20", "data.l_memorize=4"],
+    "synthetic/adding": ["data.l_seq=20"],
+    "synthetic/delay": ["data.l_seq=64", "data.l_lag=8", "data.dt=0.015625", "data.freq=8"],
+    "synthetic/induction_heads": ["data.l_seq=10"],
+    "synthetic/associative_recall": ["data.l_seq=10"],
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(TINY))
+def test_one_training_step_through_train(tmp_path, capsys, experiment):
+    from hydra import compose, initialize_config_dir
+
+    from s4lab.train import train
+
+    overrides = [
+        f"experiment={experiment}",
+        "debug=fdr",
+        f"paths.data_dir={tmp_path}",
+        f"paths.output_dir={tmp_path}",
+        "name=test",
+        "trainer.accelerator=cpu",
+        "~logger",
+        "~callbacks",
+        "model.d_model=8",
+        "model.n_layers=1",
+        "model.layer.d_state=4",
+        *TINY[experiment],
+    ]
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
+        cfg = compose("train", overrides=overrides)
+    train(cfg)
+    loss = re.search(r"test/(?:loss|mse) = (\S+),", capsys.readouterr().out)  # the test report
+    assert loss is not None and math.isfinite(float(loss.group(1)))
