@@ -221,13 +221,12 @@ class Canvas:
 
     def draw(self, center: tuple[int, int], theta: float, contrast: float) -> None:
         ys, xs, sy, sx = window(center, self.g.half, self.R)
-        np.maximum(
-            self.image[ys, xs], contrast * self.g.stamp(theta)[0][sy, sx], self.image[ys, xs]
-        )
+        line = contrast * self.g.stamp(theta)[0][sy, sx]
+        np.maximum(self.image[ys, xs], line, out=self.image[ys, xs])
 
     def occupy(self, paddle: tuple[tuple[int, int], float]) -> None:
         ys, xs, sy, sx = window(paddle[0], self.g.half, self.R)
-        np.maximum(self.mask[ys, xs], self.g.stamp(paddle[1])[1][sy, sx], self.mask[ys, xs])
+        np.maximum(self.mask[ys, xs], self.g.stamp(paddle[1])[1][sy, sx], out=self.mask[ys, xs])
 
     def fits(self, center: tuple[int, int], theta: float) -> bool:
         ys, xs, sy, sx = window(center, self.g.half, self.R)
