@@ -188,6 +188,13 @@ def test_bad_files_say_what_was_expected(tmp_path, text, message):
     assert message in str(e.value)
 
 
+def test_binary_garbage_names_the_file(tmp_path):
+    path = tmp_path / "ETTh1.csv"
+    path.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe" * 10)  # e.g. a gzip saved under the csv name
+    with pytest.raises(ValueError, match="ETTh1.csv is not a readable csv text file"):
+        ETT(data_dir=str(tmp_path), path=str(path)).setup("fit")
+
+
 def test_hourly_file_read_as_15_minute_is_refused(etth_root):
     root, _ = etth_root
     path = root / "informer/etth/ETTh1.csv"

@@ -1,7 +1,7 @@
 """ETT (Electricity Transformer Temperature) forecasting under the Informer protocol.
 
 Files: `<data_dir>/informer/etth/ETTh{1,2}.csv` (hourly) and
-`<data_dir>/informer/ettm/ETTm{1,2}.csv` (15-minute), or any such file given as `path`;
+`<data_dir>/informer/ettm/ETTm1.csv` (15-minute), or any such file given as `path`;
 header `date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT`, dates `YYYY-MM-DD HH:MM:SS`, target column OT.
 
 Borders, with a "month" of m = 30·24 rows (hourly) or 30·24·4 rows (15-minute):
@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 from s4lab.data.base import SequenceDataModule, require
 
 COLUMNS = ("date", "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
-VARIANTS = ("ETTh1", "ETTh2", "ETTm1", "ETTm2")
+VARIANTS = ("ETTh1", "ETTh2", "ETTm1")
 FEATURES = ("S", "M", "MS")
 PREPARE = "python scripts/prepare_data.py ett"
 
@@ -64,8 +64,11 @@ def ett_borders(variant: str, seq_len: int) -> dict[str, tuple[int, int]]:
 def read_ett_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Dates (T,) datetime64[s] and values (T, 7) float64 of an ETT csv; errors name the file."""
     expected = ",".join(COLUMNS)
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path} is not a readable csv text file ({e}); corrupt download?") from e
     if not rows:
         raise ValueError(f"{path} is empty; expected the ETT header `{expected}` and data rows")
     if tuple(rows[0]) != COLUMNS:
@@ -153,7 +156,7 @@ class ForecastWindows(Dataset):
 
 
 class ETT(SequenceDataModule):
-    """ETTh1/ETTh2/ETTm1/ETTm2 forecasting windows; see the module docstring for the protocol.
+    """ETTh1/ETTh2/ETTm1 forecasting windows; see the module docstring for the protocol.
 
     After `setup()`: `d_input` = d_data + d_time, `d_output` (7 for M, else 1),
     `l_max` = seq_len + horizon, `horizon`, and `mean`, `std` (d_output,): the train-only scaler
