@@ -244,3 +244,36 @@ def test_aan_missing_names_path_and_command(tmp_path):
         MissingDataError, match=r"new_aan_pairs\.train\.tsv[\s\S]*prepare_data\.py aan"
     ):
         AAN(str(tmp_path / "aan")).setup("fit")
+
+
+# One training step through train(cfg) per experiment, on the fixtures above
+
+
+@pytest.mark.parametrize(
+    ("experiment", "write"),
+    [("lra/listops", write_listops), ("lra/imdb", write_imdb), ("lra/aan", write_aan)],
+)
+def test_experiment_trains_one_step_on_fixture(tmp_path, experiment, write):
+    from hydra import compose, initialize
+
+    from s4lab.train import train
+
+    write(tmp_path / "data")
+    overrides = [
+        f"experiment={experiment}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.output_dir={tmp_path / 'run'}",
+        f"name={experiment}",  # no Hydra run here to fill ${hydra:...}
+        "debug=fdr",  # one train, val and test batch
+        "test=false",  # keep val/acc as the returned metric
+        "trainer.accelerator=cpu",
+        "model.d_model=8",
+        "model.n_layers=1",
+        "model.layer.d_state=4",
+        "data.batch_size=2",
+        "data.batch_size_eval=2",
+    ]
+    with initialize(version_base="1.3", config_path="../configs"):
+        cfg = compose("train", overrides=overrides)
+    val_acc = train(cfg)
+    assert val_acc is not None and 0.0 <= val_acc <= 1.0
