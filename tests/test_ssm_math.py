@@ -1,0 +1,182 @@
+"""The SSM math (s4lab.ssm) against slow references, in float64.
+
+Facts: HiPPO NPLR forms reconstruct A; the chunked Cauchy/Vandermonde kernels equal their
+materialized references in values and gradients, whatever the chunk size; the DPLR generating
+function kernel equals the dense bilinear recurrence; FFT convolution equals the recurrence.
+"""
+
+import math
+
+import pytest
+import torch
+
+from s4lab.ssm import backend as backend_module
+from s4lab.ssm.cauchy import cauchy, cauchy_ref
+from s4lab.ssm.diag_init import diag_init
+from s4lab.ssm.discretize import discretize_dense, discretize_diag
+from s4lab.ssm.fftconv import fft_conv, two_sided_kernel
+from s4lab.ssm.hippo import HIPPO_INITS, nplr, rank_correction, transition
+from s4lab.ssm.kernels import s4_kernel, s4d_kernel
+from s4lab.ssm.reference import both_halves, ssm_kernel_ref, ssm_scan
+from s4lab.ssm.vandermonde import log_vandermonde, log_vandermonde_ref
+
+c128 = torch.complex128
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Force several chunks even for tiny inputs, so chunk boundaries are exercised."""
+    monkeypatch.setattr(backend_module, "CHUNK_ELEMENTS", 24)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("init", HIPPO_INITS)
+@pytest.mark.parametrize("N", [8, 64])
+def test_nplr_reconstructs_A(init, N):
+    A, B = transition(init, N)
+    Lambda, P, B_tilde, V = nplr(init, N)
+    A_rec = V @ (torch.diag(Lambda) - P.T @ P.conj()) @ V.conj().T
+    torch.testing.assert_close(A_rec, A.to(c128), atol=1e-10, rtol=0)
+    torch.testing.assert_close(V @ B_tilde, B.to(c128), atol=1e-10, rtol=0)
+    torch.testing.assert_close(V.conj().T @ V, torch.eye(N, dtype=c128), atol=1e-12, rtol=0)
+    half = N // 2  # second half of the modes = conjugates of the first
+    torch.testing.assert_close(Lambda[half:], Lambda[:half].conj())
+    torch.testing.assert_close(P[:, half:], P[:, :half].conj())
+
+
+def test_legs_matrix_entries():
+    A, B = transition("legs", 4)
+    assert A[2, 0] == -math.sqrt(5 * 1) and A[1, 1] == -2 and A[0, 3] == 0
+    assert B[3] == math.sqrt(7)
+    torch.testing.assert_close(
+        rank_correction("legs", 4)[0], torch.sqrt(torch.arange(4.0) + 0.5).double()
+    )
+    Lambda = nplr("legs", 16)[0]
+    torch.testing.assert_close(Lambda.real, torch.full((16,), -0.5, dtype=torch.float64))
+
+
+def test_diag_inits():
+    Lambda, B = diag_init("diag-lin", 8)
+    torch.testing.assert_close(Lambda.imag, math.pi * torch.arange(4).double())
+    Lambda, _ = diag_init("diag-inv", 8)
+    torch.testing.assert_close(
+        Lambda.imag, 8 / math.pi * (8 / (2 * torch.arange(4).double() + 1) - 1)
+    )
+    Lambda, _ = diag_init("diag-legs", 8)
+    torch.testing.assert_close(Lambda, nplr("legs", 8)[0][:4])
+    assert (Lambda.real < 0).all() and (Lambda.imag > 0).all()
+
+
+def _cauchy_inputs(K=3, H=2, N=5, L=11):
+    g = _gen()
+    v = torch.randn(K, H, N, dtype=c128, generator=g, requires_grad=True)
+    w = torch.complex(
+        -torch.rand(H, N, generator=g).double(), torch.randn(H, N, generator=g).double()
+    )
+    omega = torch.exp(-2j * math.pi * torch.arange(L, dtype=torch.float64) / (2 * L))
+    return v, 2 * (1 - omega) / (1 + omega), w.requires_grad_()
+
+
+def test_cauchy_equals_reference(tiny_chunks):
+    v, z, w = _cauchy_inputs()
+    torch.testing.assert_close(cauchy(v, z, w), cauchy_ref(v, z, w))
+    g = torch.randn(3, 2, 11, dtype=c128, generator=_gen(1))
+    grads = torch.autograd.grad((cauchy(v, z, w) * g).real.sum(), (v, w))
+    grads_ref = torch.autograd.grad((cauchy_ref(v, z, w) * g).real.sum(), (v, w))
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_cauchy_gradcheck(tiny_chunks):
+    v, z, w = _cauchy_inputs(K=2, N=3, L=5)
+    assert torch.autograd.gradcheck(lambda v, w: cauchy(v, z, w), (v, w))
+
+
+def test_vandermonde_equals_reference(tiny_chunks):
+    g = _gen()
+    v = torch.randn(3, 2, 5, dtype=c128, generator=g, requires_grad=True)
+    x = torch.complex(-0.1 * torch.rand(2, 5, generator=g), torch.randn(2, 5, generator=g))
+    x = x.to(c128).requires_grad_()
+    torch.testing.assert_close(log_vandermonde(v, x, 13), log_vandermonde_ref(v, x, 13))
+    assert torch.autograd.gradcheck(lambda v, x: log_vandermonde(v, x, 13), (v, x))
+
+
+def _dplr_params(init: str, H: int = 3, N: int = 8, channels: int = 2):
+    Lambda, P, B, _ = nplr(init, N)
+    half = N // 2
+    C = torch.randn(channels, H, half, dtype=c128, generator=_gen())
+    dt = torch.tensor([0.01, 0.1, 0.7], dtype=torch.float64)[:H]
+
+    def per_channel(x):  # (..., N) -> first half of the modes, copied for each of H channels
+        return x[..., :half].unsqueeze(-2).expand(*x.shape[:-1], H, half)
+
+    return dt, per_channel(Lambda), per_channel(P), per_channel(B), C
+
+
+def _dense_dplr(dt, Lambda, P, B, C_tilde, L):
+    """The DPLR SSM as dense full-state matrices, C recovered from C̃ = C (I - Ā^L)."""
+    P = both_halves(P)
+    A = torch.diag_embed(both_halves(Lambda)) - torch.einsum("rhm,rhn->hmn", P, P.conj())
+    dA, dB = discretize_dense("bilinear", dt, A, both_halves(B))
+    I = torch.eye(A.shape[-1], dtype=c128)
+    inv = torch.linalg.inv(I - torch.linalg.matrix_power(dA, L))
+    return dA, dB, torch.einsum("chm,hmn->chn", both_halves(C_tilde), inv)
+
+
+@pytest.mark.parametrize("init", ["legs", "legt"])  # rank 1 and rank 2 Woodbury
+@pytest.mark.parametrize("L", [37, 50])  # odd, and even (the ω = -1 node)
+def test_s4_kernel_equals_dense_recurrence(init, L, tiny_chunks):
+    dt, Lambda, P, B, C = _dplr_params(init)
+    K = s4_kernel(dt, Lambda, P, B, C, L)
+    dA, dB, dC = _dense_dplr(dt, Lambda, P, B, C, L)
+    torch.testing.assert_close(K, ssm_kernel_ref(dA, dB, dC, L), atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("disc", ["zoh", "bilinear"])
+def test_s4d_kernel_equals_dense_recurrence(disc):
+    H, N, L = 3, 8, 37
+    Lambda, B = diag_init("diag-inv", N)
+    A, B = Lambda.expand(H, N // 2), B.expand(H, N // 2)
+    C = torch.randn(2, H, N // 2, dtype=c128, generator=_gen())
+    dt = torch.tensor([0.01, 0.1, 0.7], dtype=torch.float64)
+    K = s4d_kernel(dt, A, B, C, L, disc)
+    A_dense = torch.diag_embed(both_halves(A))
+    dA, dB = discretize_dense(disc, dt, A_dense, both_halves(B))  # ZOH via matrix_exp
+    torch.testing.assert_close(K, ssm_kernel_ref(dA, dB, both_halves(C), L), atol=1e-12, rtol=1e-10)
+    dA_diag, _ = discretize_diag(disc, dt, A, B)
+    torch.testing.assert_close(torch.diagonal(dA, dim1=-2, dim2=-1)[..., : N // 2], dA_diag)
+
+
+def test_fft_conv_equals_recurrence():
+    H, N, L = 3, 8, 29
+    Lambda, B = diag_init("diag-lin", N)
+    A, B = Lambda.expand(H, N // 2), B.expand(H, N // 2)
+    C = torch.randn(1, H, N // 2, dtype=c128, generator=_gen())
+    dt = torch.full((H,), 0.05, dtype=torch.float64)
+    u = torch.randn(2, H, L, dtype=torch.float64, generator=_gen(1))
+    dA, dB = discretize_diag("zoh", dt, A, B)
+    y_scan = ssm_scan(dA, dB, 2 * C, u)  # one mode per pair: y = 2 Re(C x)
+    torch.testing.assert_close(fft_conv(u, s4d_kernel(dt, A, B, C, L)), y_scan)
+
+
+def test_two_sided_conv_definition():
+    """y_t = Σ_{s≤t} K0[t-s] u_s + Σ_{s>t} K1[s-t-1] u_s, written as a double loop."""
+    H, L = 2, 9
+    g = _gen()
+    u = torch.randn(1, H, L, dtype=torch.float64, generator=g)
+    K0 = torch.randn(H, L, dtype=torch.float64, generator=g)
+    K1 = torch.randn(H, L, dtype=torch.float64, generator=g)
+    y = fft_conv(u, two_sided_kernel(K0[None], K1[None]))[0, 0]
+    y_loop = torch.zeros(H, L, dtype=torch.float64)
+    for t in range(L):
+        for s in range(L):
+            y_loop[:, t] += (K0[:, t - s] if s <= t else K1[:, s - t - 1]) * u[0, :, s]
+    torch.testing.assert_close(y, y_loop)
+
+
+def test_fft_conv_rejects_wrong_kernel_length():
+    with pytest.raises(ValueError, match="must be L = 8 or 2L = 16"):
+        fft_conv(torch.zeros(1, 2, 8), torch.zeros(1, 2, 5))
