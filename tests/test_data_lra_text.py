@@ -148,7 +148,8 @@ def test_listops_missing_names_path_and_command(tmp_path):
         ("Source\tTarget\n( [MAX 2 ] )\t2\t7\n", r"basic_val\.tsv:2: expected 2 tab-separated"),
         ("Source\tTarget\n( ( ( [MAX 2 ) 9", r"basic_val\.tsv:2: expected 2 .*truncated"),
         ("Source\tTarget\n( [MAX 2 ] )\tten\n", r"basic_val\.tsv:2: expected a Target digit"),
-        ("", r"basic_val\.tsv: empty file"),
+        ("", r"basic_val\.tsv: no examples \(empty"),
+        ("Source\tTarget\n", r"basic_val\.tsv: no examples"),
     ],
 )
 def test_listops_bad_file_says_what_was_expected(tmp_path, content, match):
@@ -161,7 +162,7 @@ def test_listops_bad_file_says_what_was_expected(tmp_path, content, match):
 def test_listops_corrupt_bytes_name_the_file(tmp_path):
     folder = write_listops(tmp_path)
     (folder / "basic_test.tsv").write_bytes(b"Source\tTarget\n\xff\xfe\x00\x01\t3\n")
-    with pytest.raises(ValueError, match=r"basic_test\.tsv: not UTF-8"):
+    with pytest.raises(ValueError, match=r"basic_test\.tsv:2: not UTF-8"):
         ListOps(str(folder)).setup("fit")
 
 
@@ -171,7 +172,7 @@ def test_listops_corrupt_bytes_name_the_file(tmp_path):
 def test_imdb_char_vocab_min_freq_and_test_as_val(tmp_path):
     dm = IMDB(str(write_imdb(tmp_path)), l_max=32, min_freq=2)
     dm.setup("fit")
-    train_text = "".join(v for k, v in REVIEWS.items() if k.startswith("train"))
+    train_text = "".join(v[:31] for k, v in REVIEWS.items() if k.startswith("train"))  # cut first
     kept = {c for c in set(train_text) if train_text.count(c) >= 2}
     assert set(dm.vocab.itos[3:]) == kept and "☺" not in kept and "☃" not in dm.vocab.stoi
     assert dm.vocab_size == dm.d_input == len(kept) + 3 and dm.d_output == 2
@@ -191,6 +192,13 @@ def test_imdb_labels_unk_truncation_and_eos(tmp_path):
     assert "".join(dm.vocab.itos[i] for i in x[1, :5]) == "great"
     ids = dm.vocab.encode_chars("é☺g", l_max=8)
     assert ids.tolist() == [dm.vocab.unk, dm.vocab.unk, dm.vocab.stoi["g"], dm.vocab.eos]
+
+
+def test_imdb_corrupt_review_is_named(tmp_path):
+    folder = write_imdb(tmp_path)
+    (folder / "aclImdb/train/neg/1_1.txt").write_bytes(b"bad \xff\xfe bytes")
+    with pytest.raises(ValueError, match=r"train/neg/1_1\.txt: not UTF-8"):
+        IMDB(str(folder)).setup("fit")
 
 
 def test_imdb_missing_folder_names_path_and_command(tmp_path):
@@ -236,6 +244,14 @@ def test_aan_bad_file_says_what_was_expected(tmp_path, line, match):
     folder = write_aan(tmp_path)
     (folder / "new_aan_pairs.eval.tsv").write_text(line)
     with pytest.raises(ValueError, match=match):
+        AAN(str(folder)).setup("fit")
+
+
+def test_aan_corrupt_line_is_named(tmp_path):
+    folder = write_aan(tmp_path)
+    with open(folder / "new_aan_pairs.test.tsv", "ab") as f:
+        f.write(b"1\tid9a\tid9b\t\xff\xfe\tb\n")
+    with pytest.raises(ValueError, match=r"new_aan_pairs\.test\.tsv:3: not UTF-8"):
         AAN(str(folder)).setup("fit")
 
 

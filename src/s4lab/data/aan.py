@@ -4,7 +4,8 @@ Layout: `<data_dir>/new_aan_pairs.{train,eval,test}.tsv` (LRA release `tsv_data/
 5 tab-separated columns `label  id1  id2  text1  text2`, label written `0`, `1` or `1.0`.
 Quotes are literal (LRA reads with `use_quote_delim=False`): a `"` inside a text never starts a
 quoted field, so we split each line on tabs only. Vocabulary: characters of text1 + text2 over
-train (~98 + specials); each document truncated to `l_max - 1` (4000 per document) plus `<eos>`.
+train, counted after truncation as S4 does (~98 + specials); each document truncated to
+`l_max - 1` (l_max 4000 per document) plus `<eos>`.
 Batches: x (B, 2, L) int64 with both documents padded to one L, y (B,), lengths (B, 2).
 Deviations from S4: S4 collates the pair as (2B, L) and reads with the HF csv reader (default
 quoting, which mis-splits texts with `"`); `eval` is the validation split as in S4.
@@ -27,33 +28,33 @@ SPLITS = {
 }
 
 
-def read_tsv(path: Path) -> tuple[list[tuple[str, str]], list[int]]:
-    """(text pairs, labels) of one AAN tsv; errors name the file, the line and what was expected."""
+def read_tsv(path: Path, max_chars: int | None = None) -> tuple[list[tuple[str, str]], list[int]]:
+    """(text pairs, labels) of one AAN tsv, texts cut to `max_chars`; errors name file and line.
+
+    Lines end at `\n` only (a stray `\r` inside a text stays text); tabs are the only separator.
+    """
     pairs, labels = [], []
     with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text, the file is corrupt ({e})") from e
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for n, line in enumerate(lines, start=1):
-        cols = line.removesuffix("\r").split("\t")
-        if len(cols) != 5:
-            raise ValueError(
-                f"{path}:{n}: expected 5 tab-separated columns (label, id1, id2, text1, text2),"
-                f" got {len(cols)} (truncated or corrupt file?)"
-            )
-        try:
-            label = float(cols[0])
-        except ValueError:
-            label = -1.0
-        if label not in (0.0, 1.0):
-            raise ValueError(f"{path}:{n}: expected a label 0 or 1 (or 1.0), got {cols[0][:20]!r}")
-        pairs.append((cols[3], cols[4]))
-        labels.append(int(label))
+        for n, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{n}: not UTF-8 text, the file is corrupt ({e})") from e
+            cols = line.removesuffix("\n").removesuffix("\r").split("\t")
+            if len(cols) != 5:
+                raise ValueError(
+                    f"{path}:{n}: expected 5 tab-separated columns (label, id1, id2, text1, text2),"
+                    f" got {len(cols)} (truncated or corrupt file?)"
+                )
+            try:
+                label = float(cols[0])
+            except ValueError:
+                label = -1.0
+            if label not in (0.0, 1.0):
+                got = cols[0][:20]
+                raise ValueError(f"{path}:{n}: expected a label 0 or 1 (or 1.0), got {got!r}")
+            pairs.append((cols[3][:max_chars], cols[4][:max_chars]))
+            labels.append(int(label))
     if not pairs:
         raise ValueError(f"{path}: no examples (empty or truncated file)")
     return pairs, labels
@@ -82,7 +83,8 @@ class AAN(SequenceDataModule):
         self.vocab: Vocab | None = None
 
     def _build(self, paths: dict[str, Path]) -> dict:
-        tables = {s: read_tsv(p) for s, p in paths.items()}
+        keep = self.l_max - 1 if self.append_eos else self.l_max  # chars kept per document
+        tables = {s: read_tsv(p, max_chars=keep) for s, p in paths.items()}
         counts: Counter[str] = char_counts(t for pair in tables["train"][0] for t in pair)
         vocab = Vocab.build(counts, self.min_freq)
         splits = {

@@ -2,9 +2,10 @@
 
 Layout: `<data_dir>/aclImdb/{train,test}/{neg,pos}/<id>_<rating>.txt` (the Stanford tarball;
 `unsup/` and the bag-of-words files are ignored). Labels: neg = 0, pos = 1.
-As the official S4 loader: one token per character (raw text, `<br />` kept), vocabulary from the
-train reviews with `min_freq` 15 (~135 ids with `<pad>, <unk>, <eos>`), truncation to
-`l_max - 1` then `<eos>`, and no validation split: the test set doubles as validation, as in LRA.
+As the official S4 loader: one token per character (raw text, `<br />` kept); each review cut to
+`l_max - 1` characters, then `<eos>`; vocabulary from the cut train reviews with `min_freq` 15
+(~135 ids with `<pad>, <unk>, <eos>`); no validation split: the test set doubles as validation,
+as in LRA.
 Deviations: reads the local folders instead of the HF hub copy; files in sorted name order.
 """
 
@@ -62,7 +63,8 @@ class IMDB(SequenceDataModule):
         self.vocab: Vocab | None = None
 
     def _build(self, files: dict[str, list[tuple[Path, int]]]) -> dict:
-        texts = {s: [read_review(f) for f, _ in pairs] for s, pairs in files.items()}
+        keep = self.l_max - 1 if self.append_eos else self.l_max  # S4 counts truncated texts
+        texts = {s: [read_review(f)[:keep] for f, _ in pairs] for s, pairs in files.items()}
         vocab = Vocab.build(char_counts(texts["train"]), self.min_freq)
         splits = {
             s: EncodedSplit.from_arrays(

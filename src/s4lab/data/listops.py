@@ -19,6 +19,7 @@ from s4lab.data.tokens import EncodedSplit, TokenDataset, Vocab, pad_batch
 
 PREPARE = "python scripts/prepare_data.py listops  (or add --generate to build it offline)"
 HEADER = ["Source", "Target"]
+DIGITS = frozenset("0123456789")
 SPLITS = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
 
 
@@ -30,30 +31,34 @@ def tokenize(source: str) -> list[str]:
 def read_tsv(path: Path) -> tuple[list[str], list[int]]:
     """(sources, targets) of one ListOps tsv; errors name the file, line and what was expected."""
     sources, targets = [], []
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            lines = f.read().splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text, the file is corrupt ({e})") from e
-    if not lines:
-        raise ValueError(f"{path}: empty file (truncated?); expected a 'Source\\tTarget' header")
-    if lines[0].split("\t") != HEADER:
-        raise ValueError(
-            f"{path}: expected the header line 'Source\\tTarget', got {lines[0][:60]!r}"
-        )
-    for n, line in enumerate(lines[1:], start=2):
-        cols = line.split("\t")
-        if len(cols) != 2:
-            raise ValueError(
-                f"{path}:{n}: expected 2 tab-separated columns (Source, Target), got {len(cols)}"
-                " (truncated or corrupt file?)"
-            )
-        if cols[1] not in {str(d) for d in range(10)}:
-            raise ValueError(f"{path}:{n}: expected a Target digit 0-9, got {cols[1][:20]!r}")
-        sources.append(cols[0])
-        targets.append(int(cols[1]))
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{n}: not UTF-8 text, the file is corrupt ({e})") from e
+            cols = line.split("\t")
+            if n == 1:
+                if cols != HEADER:
+                    got = line[:60]
+                    raise ValueError(
+                        f"{path}: expected the header line 'Source\\tTarget', got {got!r}"
+                    )
+                continue
+            if len(cols) != 2:
+                raise ValueError(
+                    f"{path}:{n}: expected 2 tab-separated columns (Source, Target),"
+                    f" got {len(cols)} (truncated or corrupt file?)"
+                )
+            if cols[1] not in DIGITS:
+                raise ValueError(f"{path}:{n}: expected a Target digit 0-9, got {cols[1][:20]!r}")
+            sources.append(cols[0])
+            targets.append(int(cols[1]))
     if not sources:
-        raise ValueError(f"{path}: header only, no examples (truncated?)")
+        raise ValueError(
+            f"{path}: no examples (empty or truncated file);"
+            " expected a 'Source\\tTarget' header and rows"
+        )
     return sources, targets
 
 

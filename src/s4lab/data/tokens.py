@@ -101,6 +101,8 @@ class EncodedSplit:
         lengths = np.array([len(d) for d in docs], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         flat = np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64)
+        if flat.size and flat.max() > np.iinfo(np.int16).max:
+            raise ValueError(f"token id {flat.max()} does not fit the int16 storage (max 32767)")
         return cls(
             tokens=torch.from_numpy(flat.astype(np.int16)),  # vocabularies here are < 32768
             offsets=torch.from_numpy(offsets),
