@@ -95,13 +95,29 @@ def test_cauchy_gradcheck(tiny_chunks):
     assert torch.autograd.gradcheck(lambda v, w: cauchy(v, z, w), (v, w))
 
 
-def test_vandermonde_equals_reference(tiny_chunks):
+def _vandermonde_inputs():
     g = _gen()
     v = torch.randn(3, 2, 5, dtype=c128, generator=g, requires_grad=True)
-    x = torch.complex(-0.1 * torch.rand(2, 5, generator=g), torch.randn(2, 5, generator=g))
-    x = x.to(c128).requires_grad_()
+    x = torch.complex(-0.01 * torch.rand(2, 5, generator=g), torch.randn(2, 5, generator=g))
+    return v, x.to(c128).requires_grad_()
+
+
+def test_vandermonde_equals_reference(tiny_chunks):
+    v, x = _vandermonde_inputs()
     torch.testing.assert_close(log_vandermonde(v, x, 13), log_vandermonde_ref(v, x, 13))
     assert torch.autograd.gradcheck(lambda v, x: log_vandermonde(v, x, 13), (v, x))
+
+
+def test_vandermonde_long_equals_reference():
+    """L = 300 in one chunk: powers built as coarse × fine products (64-step blocks)."""
+    v, x = _vandermonde_inputs()
+    g = torch.randn(3, 2, 300, dtype=torch.float64, generator=_gen(2))
+    K, K_ref = log_vandermonde(v, x, 300), log_vandermonde_ref(v, x, 300)
+    torch.testing.assert_close(K, K_ref)
+    grads = torch.autograd.grad((K * g).sum(), (v, x))
+    grads_ref = torch.autograd.grad((K_ref * g).sum(), (v, x))
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def _dplr_params(init: str, H: int = 3, N: int = 8, channels: int = 2):

@@ -60,14 +60,15 @@ class _VandermondeNaive(torch.autograd.Function):
         return G[:K], (v.conj() * G[K:]).sum(0), None
 
 
-def _powers(x: Tensor, L: int) -> Iterator[Tensor]:
-    """exp(x l) for l < L, chunk by chunk (H, N, chunk): one exp for the first chunk, then
-    each chunk is the first times exp(x l₀), a multiply instead of a (slow) complex exp."""
-    slices = chunks(x.numel(), L)
-    l = torch.arange(slices[0].stop, device=x.device, dtype=x.real.dtype)
-    E_first = torch.exp(x[..., None] * l)  # (H, N, chunk)
-    for s in slices:
-        yield E_first[..., : s.stop - s.start] * torch.exp(x * s.start)[..., None]
+def _powers(x: Tensor, L: int, fine: int = 64) -> Iterator[Tensor]:
+    """exp(x l) for l < L, chunk by chunk (H, N, chunk), with few complex exps (they are slow):
+    exp(x (l₀ + f·a + b)) = exp(x (l₀ + f·a)) · exp(x b), an outer product over a and b < f."""
+    fine_powers = torch.exp(x[..., None] * torch.arange(fine, device=x.device))  # (H, N, f)
+    for s in chunks(x.numel(), L):
+        n = s.stop - s.start
+        starts = s.start + fine * torch.arange(-(-n // fine), device=x.device)
+        coarse = torch.exp(x[..., None] * starts)  # (H, N, ⌈n/f⌉)
+        yield (coarse[..., None] * fine_powers[..., None, :]).flatten(-2)[..., :n]
 
 
 def _vandermonde_keops(v: Tensor, x: Tensor, L: int) -> Tensor:
