@@ -360,10 +360,9 @@ class Sample(NamedTuple):
     markers: tuple[tuple[int, int], tuple[int, int]]  # (origin, terminal) centres, (y, x)
 
 
-def sample(resolution: int, contour_length: int, rng: np.random.Generator) -> Sample:
-    """One Pathfinder image with its label, paddle margin and marker centres."""
+def sample(resolution: int, contour_length: int, label: int, rng: np.random.Generator) -> Sample:
+    """One Pathfinder image of the given label, with its paddle margin and marker centres."""
     p = PARAMS[resolution]
-    label = int(rng.integers(0, 2))
     margin = p.paddle_margins[int(rng.integers(len(p.paddle_margins)))]
     g = paddles(resolution, margin)
     targets = None
@@ -414,15 +413,18 @@ def write_batch(
     """Write imgs/<batch>/sample_<i>.png and metadata/<batch>.npy; skip a finished batch.
 
     The batch's RNG depends only on (seed, batch), so the output is the same for any worker count.
+    Labels are a random permutation of a balanced list (the original draws each label by a coin
+    flip); given its label, every image follows the original law.
     """
     meta = root / "metadata" / f"{batch}.npy"
     if meta.exists():
         return 0
     rng = np.random.default_rng(np.random.SeedSequence([seed, batch]))
+    labels = rng.permutation(np.arange(n) % 2).tolist()  # balanced; the original draws each
     (root / "imgs" / str(batch)).mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        image, label, margin, _ = sample(resolution, contour_length, rng)
+        image, label, margin, _ = sample(resolution, contour_length, labels[i], rng)
         Image.fromarray(image).save(root / "imgs" / str(batch) / f"sample_{i}.png")
         rows.append(metadata_row(batch, i, label, resolution, contour_length, margin))
     meta.parent.mkdir(parents=True, exist_ok=True)
