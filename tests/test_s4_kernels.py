@@ -132,3 +132,21 @@ def test_keops_backend_equals_naive(cls):
     (K_keops * g).sum().backward()
     for (name, p), q in zip(naive.named_parameters(), keops.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls", [S4Kernel, S4DKernel])
+def test_cuda_equals_cpu(cls):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    torch.manual_seed(0)
+    cpu = cls(d_model=8, d_state=16, l_max=1000, channels=2)
+    gpu = cls(d_model=8, d_state=16, l_max=1000, channels=2).cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    K_cpu, K_gpu = cpu(), gpu()
+    torch.testing.assert_close(K_gpu.cpu(), K_cpu, atol=1e-5, rtol=1e-4)
+    g = torch.randn_like(K_cpu)
+    (K_cpu * g).sum().backward()
+    (K_gpu * g.cuda()).sum().backward()
+    for (name, p), q in zip(cpu.named_parameters(), gpu.parameters(), strict=True):
+        torch.testing.assert_close(q.grad.cpu(), p.grad, atol=1e-4, rtol=1e-3, msg=name)
