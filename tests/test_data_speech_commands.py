@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.mfcc import dct_matrix, hz_to_mel, mel_filterbank, mel_to_hz, mfcc
@@ -16,6 +17,7 @@ from s4lab.data.speech_commands import (
     read_wav,
     stratified_split,
 )
+from s4lab.train import train
 
 CLIPS_PER_WORD = 4
 
@@ -29,10 +31,12 @@ def write_wav(path: Path, samples: torch.Tensor, rate: int = 16000) -> None:
         f.writeframes(samples.to(torch.int16).numpy().astype("<i2").tobytes())
 
 
+TONE = 3000 * torch.sin(2 * math.pi * 440 * torch.arange(32000) / 16000)  # 440 Hz, 2 s
+
+
 def clip(clip_id: int, n: int = 16000) -> torch.Tensor:
-    """A 440 Hz burst whose first sample encodes the clip's id (to trace it through the splits)."""
-    t = torch.arange(n) / 16000
-    x = (3000 * torch.sin(2 * math.pi * 440 * t) * torch.rand(1).item()).round()
+    """A 440 Hz burst of random loudness; its first sample is the clip's id (traced in splits)."""
+    x = (TONE[:n] * torch.rand(1).item()).round()
     x[0] = clip_id
     return x
 
@@ -222,3 +226,27 @@ def test_bad_wav_files_name_the_file(tmp_path):
     write_wav(path, clip(1))
     assert read_wav(path).dtype == torch.int16 and read_wav(path)[0] == 1
     assert SC10_CLASSES[0] == "yes"
+
+
+RAW_STEP = pytest.mark.slow  # L = 16000 plus the half-rate pass: ~6 s per step on a shared CPU
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    [
+        pytest.param("sc/sc10_raw", marks=RAW_STEP),
+        "sc/sc10_mfcc",
+        pytest.param("sc/sc35_raw", marks=RAW_STEP),
+    ],
+)
+def test_one_training_step_through_train(compose_train, sc_root, experiment):
+    root, _ = sc_root
+    cfg = compose_train(
+        *TINY,
+        "debug=fdr",
+        f"experiment={experiment}",
+        f"paths.data_dir={root}",
+        "data.batch_size=4",
+        "data.batch_size_eval=4",
+    )
+    train(cfg)  # sc10_raw and sc35_raw also evaluate at half rate (task.eval_rates [1, 2])
