@@ -61,7 +61,10 @@ def fetch(
     """Download `url` to `dest` (resuming `<dest>.part`) and verify it; skip if already there."""
     dest = Path(dest)
     if dest.exists():
-        verify(dest, md5, sha256)
+        try:
+            verify(dest, md5, sha256)
+        except ChecksumError as e:
+            raise ChecksumError(f"{e}\nDelete {dest} and re-run to download it again.") from e
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
