@@ -4,6 +4,7 @@ import math
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY
@@ -145,7 +146,7 @@ def test_mfcc_features_shape_and_per_coefficient_statistics(sc_root):
 
 def test_mfcc_of_silence_and_dct_orthonormality():
     D = dct_matrix(64, 64)
-    torch.testing.assert_close(D.T @ D, torch.eye(64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(D.T @ D, torch.eye(64, dtype=torch.float64))
     C = mfcc(torch.zeros(16000))
     assert C.shape == (161, 20)
     # log(0 + 1e-6) in every band: only the DC coefficient survives, = 64 log(1e-6) / sqrt(64)
@@ -157,7 +158,7 @@ def loudest_mel_band(freq: float) -> int:
     """Band with the most energy for a 1 s pure tone, from all 64 MFCCs (the DCT inverts)."""
     t = torch.arange(16000, dtype=torch.float64) / 16000
     C = mfcc(torch.sin(2 * math.pi * freq * t).float(), n_mfcc=64)  # (161, 64)
-    log_mel = C @ dct_matrix(64, 64).T  # (161, 64)
+    log_mel = C.double() @ dct_matrix(64, 64).T  # (161, 64)
     return log_mel[5:-5].mean(0).argmax().item()  # skip the reflect-padded edge frames
 
 
@@ -250,3 +251,42 @@ def test_one_training_step_through_train(compose_train, sc_root, experiment):
         "data.batch_size_eval=4",
     )
     train(cfg)  # sc10_raw and sc35_raw also evaluate at half rate (task.eval_rates [1, 2])
+
+
+def mfcc_reference(
+    x: np.ndarray, sr: int = 16000, n_fft: int = 200, n_mels: int = 64, n_mfcc: int = 20
+):
+    """Slow float64 MFCC from the definitions: loops over frames, bins and bands."""
+    hop = n_fft // 2
+    padded = np.pad(x, n_fft // 2, mode="reflect")
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    n_freqs = n_fft // 2 + 1
+    freqs = np.linspace(0, sr / 2, n_freqs)
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    pts = 700 * (10 ** (np.linspace(0, mel(sr / 2), n_mels + 2) / 2595) - 1)
+    fb = np.zeros((n_freqs, n_mels))
+    for m in range(n_mels):
+        lo, mid, hi = pts[m], pts[m + 1], pts[m + 2]
+        for k, f in enumerate(freqs):
+            fb[k, m] = max(0.0, min((f - lo) / (mid - lo), (hi - f) / (hi - mid)))
+    out = []
+    for start in range(0, len(padded) - n_fft + 1, hop):
+        frame = padded[start : start + n_fft] * window
+        power = np.abs(np.fft.rfft(frame)) ** 2
+        log_mel = np.log(power @ fb + 1e-6)
+        coeffs = [
+            sum(log_mel[m] * np.cos(np.pi * k * (m + 0.5) / n_mels) for m in range(n_mels))
+            * np.sqrt((1 if k == 0 else 2) / n_mels)
+            for k in range(n_mfcc)
+        ]
+        out.append(coeffs)
+    return np.array(out)
+
+
+def test_mfcc_matches_a_slow_reference_from_the_definitions():
+    g = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(1600, generator=g, dtype=torch.float64)
+    expected = torch.from_numpy(mfcc_reference(x.numpy()))
+    assert expected.shape == (17, 20)  # 1 + 1600 // 100 centred frames
+    torch.testing.assert_close(mfcc(x), expected, atol=1e-9, rtol=0)  # float64 end to end
+    torch.testing.assert_close(mfcc(x.float()).double(), expected, atol=1e-4, rtol=0)

@@ -30,7 +30,7 @@ def mel_to_hz(m: Tensor) -> Tensor:
 
 
 def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> Tensor:
-    """Triangular filters F (n_freqs, n_mels) on FFT bins 0..sr/2, equally spaced in mel."""
+    """Triangular filters F (n_freqs, n_mels), float64, on bins 0..sr/2, equally spaced in mel."""
     f = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)  # (n_freqs,)
     m_max = hz_to_mel(torch.tensor(sample_rate / 2, dtype=torch.float64))
     f_pts = mel_to_hz(torch.linspace(0.0, float(m_max), n_mels + 2, dtype=torch.float64))
@@ -38,16 +38,16 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> Tensor:
     slopes = f_pts[None, :] - f[:, None]  # (n_freqs, n_mels + 2)
     rise = -slopes[:, :-2] / df[:-1]  # (f − f_m) / (f_{m+1} − f_m)
     fall = slopes[:, 2:] / df[1:]  # (f_{m+2} − f) / (f_{m+2} − f_{m+1})
-    return torch.clamp(torch.minimum(rise, fall), min=0.0).float()
+    return torch.clamp(torch.minimum(rise, fall), min=0.0)
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> Tensor:
-    """Orthonormal DCT-II basis D (n_mels, n_mfcc)."""
+    """Orthonormal DCT-II basis D (n_mels, n_mfcc), float64."""
     m = torch.arange(n_mels, dtype=torch.float64)[:, None]
     k = torch.arange(n_mfcc, dtype=torch.float64)[None, :]
     D = torch.cos(math.pi / n_mels * (m + 0.5) * k) * math.sqrt(2.0 / n_mels)
     D[:, 0] /= math.sqrt(2.0)
-    return D.float()
+    return D
 
 
 def mfcc(
@@ -66,7 +66,7 @@ def mfcc(
         return_complex=True,
     )  # (N, n_fft // 2 + 1, frames)
     power = spec.abs().pow(2).transpose(1, 2)  # (N, frames, n_freqs)
-    F = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate).to(x.device)  # (n_freqs, n_mels)
+    F = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate).to(x)  # (n_freqs, n_mels)
     log_mel = torch.log(power @ F + 1e-6)  # (N, frames, n_mels)
-    C = log_mel @ dct_matrix(n_mfcc, n_mels).to(x.device)  # (N, frames, n_mfcc)
+    C = log_mel @ dct_matrix(n_mfcc, n_mels).to(x)  # (N, frames, n_mfcc)
     return C.reshape(*lead, *C.shape[1:])
