@@ -14,6 +14,7 @@ import socket
 import sys
 import tarfile
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,20 @@ def test_extract_refuses_unsafe_paths_and_reports_corrupt_archives(tmp_path):
     cut.write_bytes(tarball({"data/a.txt": bytes(range(256)) * 400})[:300])
     with pytest.raises(DownloadError, match=r"cut\.tar\.gz: truncated or corrupt archive"):
         extract(cut, {"data": tmp_path / "out"})
+
+
+def test_extract_zip_folder_and_whole_tarball(tmp_path):
+    archive = tmp_path / "wikitext-103-v1.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("wikitext-103/", "")
+        z.writestr("wikitext-103/wiki.train.tokens", " = Title = \n")
+        z.writestr("other/readme.txt", "not extracted")
+    assert extract(archive, {"wikitext-103": tmp_path / "wt103"}) == {"wikitext-103": 1}
+    assert (tmp_path / "wt103/wiki.train.tokens").read_text() == " = Title = \n"
+    flat = tmp_path / "sc.tar.gz"  # Speech Commands: word folders at the top of the tarball
+    flat.write_bytes(tarball({"yes/a_nohash_0.wav": b"RIFF", "testing_list.txt": b"yes/a"}))
+    assert extract(flat, {"": tmp_path / "SpeechCommands"}) == {"": 2}
+    assert (tmp_path / "SpeechCommands/yes/a_nohash_0.wav").read_bytes() == b"RIFF"
 
 
 def test_script_lra_listops_then_aan_from_one_download(server, tmp_path):

@@ -123,7 +123,7 @@ def _members(archive: Path) -> Iterator[tuple[PurePosixPath, IO[bytes] | None]]:
                 with z.open(info) if not info.is_dir() else _Nothing() as f:
                     yield PurePosixPath(info.filename), f
         return
-    with tarfile.open(archive, mode="r:*") as tar:
+    with tarfile.open(archive, mode="r|*") as tar:  # stream: one forward pass over a .gz
         for member in tar:
             if member.isfile():
                 with tar.extractfile(member) as f:
