@@ -91,6 +91,17 @@ def test_validation_split_is_seeded_and_disjoint(cifar_root):
     assert (len(dm.data_train), len(dm.data_val)) == (15, 5)
 
 
+def test_split_is_the_official_seed_42_permutation(cifar_root):
+    """random_split(train, [int(0.9 n), rest], seed 42) = randperm(n) cut in order."""
+    root, _, _ = cifar_root
+    dm = datamodule(root)
+    folder = root / "cifar" / "cifar-10-batches-py"
+    images = torch.cat([read_batch(folder / f"data_batch_{i}")[0] for i in range(1, 6)])
+    perm = torch.randperm(20, generator=torch.Generator().manual_seed(42))
+    assert torch.equal(dm.data_train.images, images[perm[:18]])
+    assert torch.equal(dm.data_val.images, images[perm[18:]])
+
+
 def test_batches_from_loader(cifar_root):
     root, _, _ = cifar_root
     x, y = next(iter(datamodule(root).train_dataloader()))

@@ -83,6 +83,15 @@ def test_pmnist_applies_bit_reversal_to_the_time_axis(tmp_path):
     torch.testing.assert_close(permuted.data_val.images, plain.data_val.images)  # same split
 
 
+def test_split_is_the_official_seed_42_permutation(tmp_path):
+    """random_split(train, [int(0.9 n), rest], seed 42) = randperm(n) cut in order (54k/6k)."""
+    images = torch.from_numpy(write_mnist(tmp_path / "mnist")["train"][0])
+    dm = setup_dm(tmp_path / "mnist")
+    perm = torch.randperm(20, generator=torch.Generator().manual_seed(42))
+    assert torch.equal(dm.data_train.images, images[perm[:18]])
+    assert torch.equal(dm.data_val.images, images[perm[18:]])
+
+
 def test_torchvision_layout_is_found(tmp_path):
     write_mnist(tmp_path / "mnist" / "MNIST" / "raw")
     assert len(setup_dm(tmp_path / "mnist").data_test) == 5
