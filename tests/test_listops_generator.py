@@ -120,7 +120,7 @@ def test_writes_published_layout_read_by_the_loader(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_full_spec_speed_and_mix():
+def test_full_spec_label_mix_over_10k_rows():
     rows = generate_rows(10_000, seed=0, workers=2)
     mix = Counter(v for _, v in rows)
     assert abs(mix[0] / 10_000 - 0.17) < 0.02 and abs(mix[9] / 10_000 - 0.17) < 0.02
