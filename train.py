@@ -1,9 +1,14 @@
 """Entry point: `python train.py [experiment=<bench>/<name>] [key=value ...]`; see configs/."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from s4lab.train import train
+from s4lab.train import check_experiment_args, train
+
+CONFIGS = Path(__file__).parent / "configs"
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -12,4 +17,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_experiment_args(sys.argv[1:], CONFIGS)
     main()

@@ -4,8 +4,8 @@ Groups: a parameter's `_optim` dict (set by the layer, e.g. {"lr": 1e-3, "weight
 for SSM parameters) wins; biases, norm weights and embeddings get weight_decay 0; the rest use
 the optimizer's defaults. One group per distinct set of hints.
 Schedules (all per optimizer step), built from torch.optim.lr_scheduler:
-  cosine_warmup:   lr·t/W for t < W, then lr·½(1 + cos(π(t − W)/(T − W)))
-  constant_warmup: lr·t/W for t < W, then lr
+  cosine_warmup:   lr·(t+1)/W for t < W, then lr·½(1 + cos(π(t − W)/(T − W)))
+  constant_warmup: lr·(t+1)/W for t < W, then lr
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def print_param_groups(optimizer: torch.optim.Optimizer) -> None:
     Console().print(table)
 
 
+def warmup_linear(optimizer: torch.optim.Optimizer, num_warmup_steps: int) -> LinearLR:
+    """Factor (t+1)/W at step t: the full lr at step W − 1."""
+    W = num_warmup_steps
+    return LinearLR(optimizer, 1.0 / W, 1.0, total_iters=max(W - 1, 1))
+
+
 def cosine_warmup(
     optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int
 ) -> LRScheduler:
@@ -84,7 +90,7 @@ def cosine_warmup(
     cosine = CosineAnnealingLR(optimizer, T_max=num_training_steps - num_warmup_steps)
     if num_warmup_steps == 0:
         return cosine
-    warmup = LinearLR(optimizer, 1.0 / num_warmup_steps, 1.0, total_iters=num_warmup_steps)
+    warmup = warmup_linear(optimizer, num_warmup_steps)
     return SequentialLR(optimizer, [warmup, cosine], milestones=[num_warmup_steps])
 
 
@@ -92,4 +98,4 @@ def constant_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int) -> 
     """Linear warmup over `num_warmup_steps`, then the base learning rate."""
     if num_warmup_steps == 0:
         return ConstantLR(optimizer, factor=1.0, total_iters=0)
-    return LinearLR(optimizer, 1.0 / num_warmup_steps, 1.0, total_iters=num_warmup_steps)
+    return warmup_linear(optimizer, num_warmup_steps)

@@ -25,6 +25,30 @@ from s4lab.callbacks import NonFiniteLossError
 log = logging.getLogger(__name__)
 
 
+def available_experiments(config_dir: Path) -> list[str]:
+    """Experiment names (`<bench>/<name>`) under `config_dir/experiment`."""
+    root = Path(config_dir) / "experiment"
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
+
+
+def check_experiment_args(args: list[str], config_dir: Path) -> None:
+    """Fail early, listing the available experiments, if `experiment=<name>` names none of them.
+
+    Hydra's own error only says "Could not find 'experiment/<name>'".
+    """
+    available = available_experiments(config_dir)
+    for arg in args:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key != "experiment" or not value or value == "null":
+            continue
+        unknown = [name for name in value.split(",") if name not in available]
+        if unknown:
+            listing = "\n  ".join(available)
+            raise SystemExit(
+                f"Unknown experiment: {', '.join(unknown)}\nAvailable experiments:\n  {listing}"
+            )
+
+
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a group such as callbacks or logger (null: none)."""
     if not group:
@@ -76,6 +100,8 @@ def train(cfg: DictConfig) -> float | None:
     """Fit and test as configured; return the best value of `cfg.monitor` (None if stopped)."""
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     seed_everything(cfg.seed, workers=True)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     if torch.cuda.is_available():  # TF32 matmuls/convs: ~fp32 accuracy at tensor-core speed
         torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
     datamodule, task, trainer = build(cfg)

@@ -1,0 +1,157 @@
+"""End-to-end training through train(cfg) on MNIST-1D with a tiny S4: runs, resumes, stops, logs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY
+
+from s4lab.train import train
+
+ROOT = Path(__file__).parents[1]
+SHORT = [*TINY, "trainer.limit_train_batches=4", "trainer.limit_val_batches=2"]
+
+
+def metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def last_value(rows: list[dict[str, str]], key: str) -> float:
+    return float([r[key] for r in rows if r.get(key)][-1])
+
+
+def test_fast_dev_run_default_experiment(compose_train):
+    cfg = compose_train(*TINY, "debug=fdr")
+    assert cfg.name == "mnist1d/s4"
+    train(cfg)  # one train, val and test batch through the real pipeline
+
+
+def test_resume_is_exact(compose_train, tmp_path):
+    """2 epochs straight == 1 epoch, then ckpt_path=last in the same run dir for 1 more."""
+    common = [*SHORT, "model.dropout=0.2", "trainer.num_sanity_val_steps=0", "test=false"]
+    straight = compose_train(*common, "trainer.max_epochs=2", output_dir=tmp_path / "a")
+    train(straight)
+    first = compose_train(*common, "trainer.max_epochs=1", output_dir=tmp_path / "b")
+    train(first)
+    resumed = compose_train(
+        *common, "trainer.max_epochs=2", "ckpt_path=last", output_dir=tmp_path / "b"
+    )
+    train(resumed)
+    a, b = metrics(tmp_path / "a"), metrics(tmp_path / "b")
+    for key in ("train/loss", "val/loss"):
+        assert last_value(a, key) == last_value(b, key), key
+    weights_a = torch.load(tmp_path / "a/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    weights_b = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    for name, value in weights_a.items():
+        torch.testing.assert_close(weights_b[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_ckpt_path_last_without_checkpoint_names_the_path(compose_train, tmp_path):
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        train(compose_train(*TINY, "ckpt_path=last"))
+
+
+def test_non_finite_loss_stops_cleanly(compose_train, tmp_path, capsys):
+    """lr = 1e30 blows the weights up in epoch 2; the epoch-1 checkpoint must survive intact."""
+    cfg = compose_train(
+        *SHORT,
+        "trainer.max_epochs=3",
+        "optimizer.lr=1e30",
+        "scheduler=constant_warmup",
+        "scheduler.num_warmup_steps=4",
+    )
+    assert train(cfg) is None
+    out = capsys.readouterr().out
+    assert "Non-finite training loss" in out and "global step" in out
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=False)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_wandb_offline_writes_config_and_metrics(compose_train, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_train(*SHORT, "trainer.max_epochs=1", "logger=wandb", "test=false")
+    train(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    config = (runs[0] / "files" / "config.yaml").read_text()
+    assert "mnist1d/s4" in config and "d_model" in config
+    wandb_file = next(runs[0].glob("run-*.wandb"))
+    assert b"val/acc" in wandb_file.read_bytes()  # metrics are in the offline run's log
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_multirun_sweep_makes_one_dir_per_run(tmp_path, data_dir):
+    result = run_cli(
+        "-m",
+        *SHORT,
+        "trainer.max_epochs=1",
+        "test=false",
+        "optimizer.lr=0.01,0.02",
+        f"paths.data_dir={data_dir}",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweeps = list((tmp_path / "mnist1d" / "s4" / "multiruns").iterdir())
+    assert len(sweeps) == 1
+    runs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert runs == ["0", "1"]
+    for run in runs:
+        assert (sweeps[0] / run / "csv" / "metrics.csv").is_file()
+
+
+def test_unknown_experiment_lists_available(tmp_path):
+    result = run_cli("experiment=no/such", cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert "Unknown experiment: no/such" in result.stderr
+    assert "mnist1d/s4" in result.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_one(tmp_path, data_dir):
+    """2 processes x batch 32 vs 1 process x batch 64: same data per step, close losses."""
+    common = [
+        *SHORT,
+        "trainer.max_epochs=2",
+        "test=false",
+        "trainer.limit_train_batches=20",
+        "trainer.limit_val_batches=4",
+        "model.dropout=0",
+        f"paths.data_dir={data_dir}",
+    ]
+    one = run_cli(*common, "data.batch_size=64", f"hydra.run.dir={tmp_path}/one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = run_cli(
+        *common,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "data.batch_size=32",
+        f"hydra.run.dir={tmp_path}/two",
+        cwd=tmp_path,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    loss_one = last_value(metrics(tmp_path / "one"), "val/loss")
+    loss_two = last_value(metrics(tmp_path / "two"), "val/loss")
+    assert loss_two == pytest.approx(loss_one, rel=0.1)
