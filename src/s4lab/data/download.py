@@ -82,11 +82,12 @@ def fetch(
             raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
+        kept = part.exists() and part.stat().st_size > 0
         raise DownloadError(
             f"could not download {url}: {reason}\n"
             f"No network? Fetch the file elsewhere and put it at {dest},\n"
-            "then re-run this command: it verifies and uses the file. "
-            f"A partial download is kept in {part} and resumed next time."
+            "then re-run this command: it verifies and uses the file."
+            + (f"\nThe partial download {part} is resumed next time." if kept else "")
         ) from e
     try:
         verify(part, md5, sha256)
