@@ -97,6 +97,10 @@ class AAN(SequenceDataModule):
         }
         return {"vocab": vocab.itos, "splits": splits}
 
+    def prepare_data(self) -> None:
+        """Build the cache once: Lightning runs this on one process, then setup() on all."""
+        self.setup()
+
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return

@@ -95,6 +95,10 @@ class ListOps(SequenceDataModule):
         }
         return {"vocab": vocab.itos, "splits": splits}
 
+    def prepare_data(self) -> None:
+        """Build the cache once: Lightning runs this on one process, then setup() on all."""
+        self.setup()
+
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return

@@ -164,15 +164,14 @@ def generate(
     min_length: int = 500,
     max_length: int = 2000,
     workers: int = 1,
-    task: str = "basic",
 ) -> dict[str, Path]:
-    """Write `<out_dir>/<task>_{train,val,test}.tsv`, header `Source\\tTarget`; return the paths."""
+    """Write `<out_dir>/basic_{train,val,test}.tsv`, header `Source\\tTarget`; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = generate_rows(n, seed, max_depth, max_args, min_length, max_length, workers)
     paths, start = {}, 0
     for split, size in split_sizes(n).items():
-        paths[split] = out_dir / f"{task}_{split}.tsv"
+        paths[split] = out_dir / f"basic_{split}.tsv"  # LRA's task name "basic" in every file
         tmp = paths[split].with_suffix(".tsv.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f, delimiter="\t")  # as LRA: csv defaults, so CRLF line ends
