@@ -3,8 +3,9 @@
 Layout: `<data_dir>/basic_{train,val,test}.tsv`, header `Source\\tTarget`, one expression per row
 (`( ( ( [MAX 2 ) 9 ) ] )` -> 9): the LRA release, or `prepare_data.py listops --generate`.
 Tokenization as LRA and the official S4 loader: `]` -> `X`, drop `(` and `)`, split on whitespace
-(15 symbols + `<pad>, <unk>, <eos>` = 18 ids); vocabulary from the train file; `<eos>` appended
-after truncation to `l_max - 1`; batches `(x (B, L) int64, y (B,), lengths (B,))`, `<pad>` = 0.
+(15 symbols + `<pad>, <unk>, <eos>` = 18 ids); vocabulary from the train file as S4 (LRA's own
+code builds it from the validation file and pads to 2000); `<eos>` appended after truncation to
+`l_max - 1`; batches `(x (B, L) int64, y (B,), lengths (B,))`, padded per batch with `<pad>` = 0.
 Deviation from S4: no torchtext / HF datasets; the cache is one torch file per config and sources.
 """
 
