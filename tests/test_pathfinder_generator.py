@@ -144,7 +144,7 @@ def test_balance_and_statistics_over_2000_images(tmp_path: Path) -> None:
     Reference (this generator, seed 0, 2,000 PF32 images; docs/pathfinder.md): mean intensity
     0.108 of 255, lit-pixel fraction 0.45.
     """
-    root = pf.generate(tmp_path, resolution=32, n=2000, seed=0, workers=2)
+    root = pf.generate(tmp_path / "pathfinder", resolution=32, n=2000, seed=0, workers=2)
     dm = Pathfinder(str(tmp_path), val_split=0.0, test_split=0.0)
     dm.setup("fit")
     images = dm.data_train.dataset.images.float() / 255
