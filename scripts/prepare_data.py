@@ -80,12 +80,8 @@ ETT = {  # file -> folder under <root>/informer/, as the official S4 layout
     Remote(f"{ETT_URL}/ETTh2.csv", md5="51a229a3fc13579dd939364fefe9c7ab"): "etth",
     Remote(f"{ETT_URL}/ETTm1.csv"): "ettm",  # md5 not published or measured
 }
-LRA_FOLDERS = {  # NAME -> (folder inside lra_release.gz, destination under the root)
-    "listops": ("listops-1000", "listops"),
-    "aan": ("tsv_data", "aan"),
-    "pathfinder": ("pathfinder32", "pathfinder/pathfinder32"),
-    "pathx": ("pathfinder128", "pathfinder/pathfinder128"),
-}
+LRA_FOLDERS = {"listops": "listops-1000", "aan": "tsv_data"}  # NAME -> folder in lra_release.gz
+DEFAULT_RESOLUTION = {"pathfinder": 32, "pathx": 128}
 GENERATED = {"listops", "pathfinder", "pathx"}
 NAMES = ["listops", "imdb", "aan", "pathfinder", "pathx", "cifar", "mnist", "fashion-mnist"]
 NAMES += ["speech-commands", "wt103", "ett"]
@@ -133,7 +129,7 @@ def generate(name: str, root: Path, args: argparse.Namespace) -> Path:
         return paths["train"].parent
     from s4lab.data.generators.pathfinder import generate as generate_pathfinder
 
-    resolution = args.resolution or (32 if name == "pathfinder" else 128)
+    resolution = args.resolution or DEFAULT_RESOLUTION[name]
     return generate_pathfinder(
         out_dir=root / "pathfinder",
         resolution=resolution,
@@ -147,9 +143,12 @@ def prepare(name: str, root: Path, args: argparse.Namespace) -> Path:
     """Download/copy, verify and extract dataset `name` under `root`; return its folder."""
     downloads = root / "downloads"
     if name in LRA_FOLDERS:
-        folder, dest = LRA_FOLDERS[name]
-        unpack(obtain(LRA, downloads / LRA.filename, args), folder, root / dest)
-        return root / dest
+        unpack(obtain(LRA, downloads / LRA.filename, args), LRA_FOLDERS[name], root / name)
+        return root / name
+    if name in DEFAULT_RESOLUTION:  # all three difficulties of pathfinder<R>/
+        folder = f"pathfinder{args.resolution or DEFAULT_RESOLUTION[name]}"
+        unpack(obtain(LRA, downloads / LRA.filename, args), folder, root / "pathfinder" / folder)
+        return root / "pathfinder" / folder
     if name == "imdb":
         unpack(obtain(IMDB, downloads / IMDB.filename, args), "aclImdb", root / "imdb/aclImdb")
         return root / "imdb/aclImdb"
@@ -198,7 +197,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--from", dest="source_dir", help="take the published files from DIR")
     source.add_argument("--mirror", help="download the same file names from this base URL")
     source.add_argument("--generate", action="store_true", help="listops, pathfinder, pathx")
-    p.add_argument("--resolution", type=int, choices=[32, 128], help="pathfinder: 32, pathx: 128")
+    p.add_argument("--resolution", type=int, choices=[32, 128], help="pathfinder 32, pathx 128")
     p.add_argument("--n", type=int, help="examples (listops 100000, pathfinder 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -211,8 +210,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.generate and args.name not in GENERATED:
         p.error(f"--generate works for {', '.join(sorted(GENERATED))}, not {args.name}")
-    if args.resolution and not (args.generate and args.name in ("pathfinder", "pathx")):
-        p.error("--resolution goes with pathfinder/pathx --generate")
+    if args.resolution and args.name not in DEFAULT_RESOLUTION:
+        p.error("--resolution goes with pathfinder or pathx")
     return args
 
 

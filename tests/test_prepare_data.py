@@ -90,6 +90,10 @@ def lra_release(tmp_path: Path) -> bytes:
     for folder, inner in ((write_listops(src), "listops-1000"), (write_aan(src), "tsv_data")):
         for f in folder.iterdir():
             files[f"lra_release/lra_release/{inner}/{f.name}"] = f.read_bytes()
+    for r in (32, 128):
+        pf = f"lra_release/lra_release/pathfinder{r}/curv_contour_length_14"
+        files[f"{pf}/metadata/0.npy"] = b"imgs/0 sample_0.png 0 1 1.0 14 4 2 0.5 1 1\n"
+        files[f"{pf}/imgs/0/sample_0.png"] = f"png {r}".encode()
     return tarball(files)
 
 
@@ -175,6 +179,18 @@ def test_script_lra_listops_then_aan_from_one_download(server, tmp_path):
     assert len(dm.data_train) == 3
 
 
+def test_script_pathfinder_and_pathx_take_their_resolution(server, tmp_path):
+    server.files["lra_release.gz"] = lra_release(tmp_path)
+    root = tmp_path / "data"
+    args = ["--data-dir", str(root), "--mirror", server.url, "--quiet"]
+    assert prepare_data.main(["pathfinder", *args]) == 0
+    assert prepare_data.main(["pathx", *args]) == 0
+    for r in (32, 128):
+        hard = root / f"pathfinder/pathfinder{r}/curv_contour_length_14"
+        assert (hard / "imgs/0/sample_0.png").read_bytes() == f"png {r}".encode()
+        assert (hard / "metadata/0.npy").read_text().split()[3] == "1"
+
+
 def test_script_checksum_mismatch_fails_with_message(server, tmp_path, capsys):
     server.files["aclImdb_v1.tar.gz"] = tarball({"aclImdb/train/pos/0_9.txt": b"not the real"})
     argv = ["imdb", "--data-dir", str(tmp_path), "--mirror", server.url, "--quiet"]
@@ -212,6 +228,14 @@ def test_script_generates_listops_in_the_published_layout(tmp_path):
     assert (len(dm.data_train), len(dm.data_val), len(dm.data_test)) == (96, 2, 2)
 
 
-def test_script_rejects_generate_for_real_only_datasets():
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["imdb", "--generate"], "--generate works for listops, pathfinder, pathx, not imdb"),
+        (["listops", "--resolution", "32"], "--resolution goes with pathfinder or pathx"),
+    ],
+)
+def test_script_rejects_options_that_do_not_apply(argv, message, capsys):
     with pytest.raises(SystemExit):
-        prepare_data.parse_args(["imdb", "--generate"])
+        prepare_data.parse_args(argv)
+    assert message in capsys.readouterr().err
