@@ -110,7 +110,7 @@ class AAN(SequenceDataModule):
             lambda: self._build(paths),
             self.data_dir / "cache",
             "aan",
-            config | {"version": 1},
+            config | {"version": 2},  # 2: vocabulary counted over truncated texts
             paths.values(),
         )
         self.vocab = Vocab(data["vocab"])

@@ -88,7 +88,7 @@ class IMDB(SequenceDataModule):
             lambda: self._build(files),
             self.data_dir / "cache",
             "imdb",
-            config | {"version": 1},
+            config | {"version": 2},  # 2: vocabulary counted over truncated texts
             [f for pairs in files.values() for f, _ in pairs],
         )
         self.vocab = Vocab(data["vocab"])
