@@ -170,7 +170,7 @@ def prepare(name: str, root: Path, args: argparse.Namespace) -> Path:
         if name == "fashion-mnist" and local:
             print(f"using the Debian copy in {FASHION_MNIST_DEBIAN}", file=sys.stderr)
             args.source_dir = str(FASHION_MNIST_DEBIAN)
-            check = False  # Debian re-compresses the .gz files: other bytes, same content
+            check = False  # Debian re-compressed the .gz (other md5); the loader checks IDX sizes
         for remote in remotes:
             obtain(remote, root / name / remote.filename, args, check=check)
         return root / name
