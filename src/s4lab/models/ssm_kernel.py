@@ -7,6 +7,7 @@ checkpoint handles them; `_optim` hints give them their own lr and no weight dec
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -42,10 +43,11 @@ class SSMKernel(nn.Module):
             raise ValueError(f"d_model = {d_model} and channels = {channels} must be positive")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
-        if isinstance(lr, dict) and not set(lr) <= set(SSM_GROUPS):
+        if isinstance(lr, Mapping) and not set(lr) <= set(SSM_GROUPS):
             raise ValueError(f"lr keys {sorted(lr)} must be among {', '.join(SSM_GROUPS)}")
         self.H, self.N, self.l_max, self.channels = d_model, d_state, l_max, channels
-        self.lr, self.wd = lr, wd
+        self.lr = dict(lr) if isinstance(lr, Mapping) else lr  # a DictConfig from Hydra too
+        self.wd = wd
         self.backend = resolve_backend(backend)
         log_dt = torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
         self.register_ssm("log_dt", log_dt, "dt")
@@ -57,7 +59,9 @@ class SSMKernel(nn.Module):
         lr = 0 freezes the tensor (a buffer); C takes the global optimizer settings unless named.
         """
         lr = (
-            self.lr.get(group) if isinstance(self.lr, dict) else (None if group == "C" else self.lr)
+            self.lr.get(group)
+            if isinstance(self.lr, Mapping)
+            else (None if group == "C" else self.lr)
         )
         if lr == 0.0:
             self.register_buffer(name, tensor)
