@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.pathfinder import Pathfinder, read_metadata
+from s4lab.train import train
 
 BATCHES = (2, 10)
 PER_BATCH = 6
@@ -232,3 +234,22 @@ def test_bad_arguments() -> None:
         Pathfinder("data", difficulty="curv_contour_length_12")
     with pytest.raises(ValueError, match="center and tokenize exclude each other"):
         Pathfinder("data", center=True, tokenize=True)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "resolution"),
+    [("lra/pathfinder", 32), ("lra/pathx", 128)],
+)
+def test_one_training_step_through_train(
+    compose_train, tmp_path: Path, experiment: str, resolution: int
+) -> None:
+    write_pathfinder(tmp_path / "data", resolution=resolution)
+    cfg = compose_train(
+        *TINY,
+        "debug=fdr",
+        f"experiment={experiment}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.batch_size=4",
+        "data.batch_size_eval=4",
+    )
+    train(cfg)
