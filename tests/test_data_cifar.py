@@ -169,8 +169,7 @@ def test_wrong_format_says_what_was_expected(tmp_path):
 @pytest.mark.parametrize(
     "experiment, extra",
     [
-        # v3 dict lr {A, B, P} reaches the kernel as a DictConfig, which it does not accept yet
-        pytest.param("lra/image", ["model.layer.lr=0.001"], marks=pytest.mark.slow),
+        pytest.param("lra/image", [], marks=pytest.mark.slow),  # v3 dict lr {A, B, P}
         ("cifar/s4", ["data.augment=true"]),
     ],
 )
