@@ -169,31 +169,43 @@ class Pathfinder(SequenceDataModule):
 
     def samples(self) -> list[tuple[Path, int]]:
         """(png path, label) in the official order, without zero-byte files."""
+        return [(path, label) for path, label, _ in self._listing()]
+
+    def _listing(self) -> list[tuple[Path, int, os.stat_result]]:
         prepare = prepare_command(self.resolution)
         out = []
         for meta in metadata_files(self.root, prepare):
             for folder, name, label in read_metadata(meta):
-                path = require(self.root / folder / name, prepare=prepare)
-                if path.stat().st_size > 0:
-                    out.append((path, label))
+                path = self.root / folder / name
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    require(path, prepare=prepare)  # raises MissingDataError naming the file
+                    raise
+                if stat.st_size > 0:
+                    out.append((path, label, stat))
         return out
 
     def _load(self) -> dict[str, Tensor]:
-        samples = self.samples()
-        fingerprint = hashlib.sha256()
-        for path, label in samples:
-            st = path.stat()
-            fingerprint.update(
-                f"{path.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}:{label}".encode()
-            )
+        listing = self._listing()
+        fingerprint = hashlib.sha256()  # a changed, added or removed image rebuilds the cache
+        for path, label, stat in listing:
+            key = f"{path.relative_to(self.root)}:{stat.st_size}:{stat.st_mtime_ns}:{label}"
+            fingerprint.update(key.encode())
 
         def build() -> dict[str, Tensor]:
-            workers = min(8, os.cpu_count() or 1)  # zlib and Pillow's decoder release the GIL
-            with ThreadPoolExecutor(workers) as pool:
-                images = list(pool.map(lambda s: decode_png(s[0], self.resolution), samples))
+            images = np.empty((len(listing), self.resolution, self.resolution), np.uint8)
+
+            def decode(n: int) -> None:
+                images[n] = decode_png(listing[n][0], self.resolution)
+
+            with ThreadPoolExecutor(
+                min(8, os.cpu_count() or 1)
+            ) as pool:  # PNG decoding frees the GIL
+                list(pool.map(decode, range(len(listing))))
             return {
-                "images": torch.from_numpy(np.stack(images)),  # (N, R, R) uint8
-                "labels": torch.tensor([label for _, label in samples], dtype=torch.int64),
+                "images": torch.from_numpy(images),  # (N, R, R) uint8
+                "labels": torch.tensor([label for _, label, _ in listing], dtype=torch.int64),
             }
 
         return cached(
