@@ -137,6 +137,101 @@ def test_bad_arguments(tmp_path: Path) -> None:
         pf.generate(tmp_path, resolution=32, n=1, seed=0, workers=1, metadata_format="csv")
 
 
+# Full-canvas references, written the way the original code computes each quantity; the fast
+# generator works on local windows and caches, and must agree with them exactly.
+
+
+def grey_dilate_ref(image: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """out[p] = max over d of image[p + d] (outside pixels ignored), by explicit loops."""
+    H, W = image.shape
+    out = np.zeros_like(image)
+    for y in range(H):
+        for x in range(W):
+            values = [
+                image[y + dy, x + dx] for dy, dx in offsets if 0 <= y + dy < H and 0 <= x + dx < W
+            ]
+            out[y, x] = max(values, default=0)
+    return out
+
+
+def heads_ref(pivot: tuple[int, int], r: int, R: int) -> set[tuple[int, int]]:
+    """The original's candidate heads: one sample per pixel of arc, truncated, in-bounds, unique."""
+    angles = np.arange(0, 360, 360 / (2 * r * np.pi)) * np.pi / 180
+    y, x = pivot[0] + r * np.sin(angles), pivot[1] + r * np.cos(angles)
+    coords = np.stack([y, x], axis=1).astype(int)
+    inside = (y < R) & (y >= 0) & (x < R) & (x >= 0)
+    return {tuple(c) for c in np.unique(coords[inside], axis=0).tolist()}
+
+
+def paste_ref(R: int, stamp: np.ndarray, center: tuple[int, int]) -> np.ndarray:
+    """The stamp assigned into a zero R x R canvas at `center`, clipped at the borders."""
+    h = stamp.shape[0] // 2
+    canvas = np.zeros((R + 2 * h, R + 2 * h))
+    canvas[center[0] : center[0] + 2 * h + 1, center[1] : center[1] + 2 * h + 1] = stamp
+    return canvas[h : h + R, h : h + R]
+
+
+@pytest.mark.parametrize("resolution", [32, 128])
+def test_dilations_match_full_canvas_reference(resolution: int) -> None:
+    rng = np.random.default_rng(0)
+    g = pf.paddles(resolution, pf.PARAMS[resolution].paddle_margins[-1])
+    occupancy = (rng.random((24, 24)) < 0.05).astype(float)
+    for theta in (0.0, 0.7, -2.3):
+        offsets = g.seed_offsets(theta)
+        assert len(offsets) > 0
+        expected = grey_dilate_ref(occupancy, offsets) > 0
+        np.testing.assert_array_equal(pf.dilate(occupancy > 0, offsets), expected)
+    canvas = pf.Canvas(g)
+    canvas.mask[...] = rng.random(canvas.mask.shape) * (rng.random(canvas.mask.shape) < 0.1)
+    points = rng.integers(0, resolution, size=(200, 2))
+    full = grey_dilate_ref(canvas.mask, g.disk)
+    np.testing.assert_array_equal(canvas.dilated_at(points), full[points[:, 0], points[:, 1]])
+
+
+@pytest.mark.parametrize(("resolution", "margin"), [(32, 1), (128, 2), (128, 3)])
+def test_candidate_heads_match_reference(resolution: int, margin: int) -> None:
+    g = pf.paddles(resolution, margin)
+    r = g.l + margin
+    for pivot in [
+        (0, 0),
+        (1, resolution - 2),
+        (resolution // 2, 3),
+        (resolution - 1, resolution // 3),
+    ]:
+        heads = g.heads + np.array(pivot)
+        inside = np.all((heads >= 0) & (heads < resolution), axis=1)
+        assert {tuple(h) for h in heads[inside].tolist()} == heads_ref(pivot, r, resolution)
+
+
+def test_windowed_paddles_match_full_canvas_paste() -> None:
+    g = pf.paddles(32, 1)
+    for center, theta in [((0, 0), 0.5), ((31, 5), -1.0), ((16, 30), 3.0), ((10, 12), -3.1)]:
+        canvas = pf.Canvas(g)
+        occupancy = canvas.mask.copy()
+        canvas.draw(center, theta, 1.5)
+        canvas.occupy((center, theta))
+        line, mask = g.stamp(theta)
+        np.testing.assert_array_equal(canvas.image, paste_ref(32, 1.5 * line, center))
+        np.testing.assert_array_equal(
+            canvas.mask, np.maximum(occupancy, paste_ref(32, mask, center))
+        )
+        fits = np.max(occupancy + paste_ref(32, mask, center)) < pf.OVERLAP
+        assert pf.Canvas(g).fits(center, theta) == fits
+
+
+def test_paddle_stamp_drawn_from_its_centre() -> None:
+    """The line starts at the stamp centre and points along θ = atan2(dy, dx)."""
+    g = pf.paddles(128, 2)
+    for theta in (0.0, np.pi / 2, -np.pi / 2, np.pi - 0.01):
+        line, mask = g.stamp(theta)
+        c = g.half
+        ys, xs = np.nonzero(line > 0.5)
+        assert line[c, c] > 0.3 and mask[c, c] > 0.9
+        direction = np.array([np.sin(theta), np.cos(theta)])
+        along = (np.stack([ys - c, xs - c], axis=1) @ direction).mean()
+        assert along > 1.0  # the bright pixels lie ahead of the centre
+
+
 @pytest.mark.slow
 def test_balance_and_statistics_over_2000_images(tmp_path: Path) -> None:
     """Label balance within 2% of 50% over 2,000 images; intensity statistics near our reference.

@@ -232,6 +232,11 @@ class Canvas:
         ys, xs, sy, sx = window(center, self.g.half, self.R)
         return bool(np.max(self.mask[ys, xs] + self.g.stamp(theta)[1][sy, sx]) < OVERLAP)
 
+    def dilated_at(self, points: np.ndarray) -> np.ndarray:
+        """(C,) occupancy dilated by the margin disk (a max filter) at in-image points (C, 2)."""
+        near = points[:, None, :] + self.g.disk[None] + self.b  # (C, K, 2), bordered occupancy
+        return self._occupancy[near[..., 0], near[..., 1]].max(axis=1)
+
     def seed_ends(self, tail: tuple[int, int], theta: float) -> tuple[int, int] | None:
         """The pivot of a seed paddle at `tail`, or None if its head or pivot leaves the image."""
         head = translate(tail, theta, self.g.l)
@@ -247,9 +252,7 @@ class Canvas:
         if not ok.any():
             return False
         heads, angles = heads[ok], g.head_angles[ok]
-        near = heads[:, None, :] + g.disk[None] + self.b  # (C, K, 2) into the bordered occupancy
-        dilated = self._occupancy[near[..., 0], near[..., 1]].max(axis=1)
-        pmf = (1.0 - dilated) * g.weights(snake.theta)[ok]
+        pmf = (1.0 - self.dilated_at(heads)) * g.weights(snake.theta)[ok]
         total = pmf.sum()
         if total < 1e-4:
             return False
