@@ -18,17 +18,21 @@ class NonFiniteLossError(RuntimeError):
 
 
 class EpochSeed(Callback):
-    """Reseed torch/numpy/random from (seed, epoch) at every epoch start.
+    """Reseed torch/numpy/random from (seed, epoch) before each epoch's first training batch.
 
     Dropout masks then depend only on the epoch, so a run resumed from an epoch-end checkpoint
-    draws exactly the numbers an uninterrupted run would.
+    draws exactly the numbers an uninterrupted run would. (Lightning skips on_train_epoch_start
+    for the first epoch after such a resume, hence the batch hook.)
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        seed_everything(self.seed + 1000 * trainer.current_epoch, verbose=False)
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == 0:
+            seed_everything(self.seed + 1000 * trainer.current_epoch, verbose=False)
 
 
 class EpochTimer(Callback):
@@ -64,12 +68,14 @@ class NaNGuard(Callback):
     ) -> None:
         if torch.isfinite(loss).all():
             return
-        ckpt = trainer.checkpoint_callback
-        last = getattr(ckpt, "last_model_path", "") or "none saved yet"
+        saved = sorted(
+            {cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.best_model_path}
+        )
+        kept = ", ".join(saved) or "none saved yet"
         value = loss.detach().float().item() if loss.numel() == 1 else math.nan
         raise NonFiniteLossError(
             f"Non-finite training loss ({value}) at global step {trainer.global_step} "
             f"(epoch {trainer.current_epoch}); the run stopped before this step's update. "
-            f"Last good checkpoint: {last}. Lower optimizer.lr, set trainer.gradient_clip_val, "
-            "or use trainer.precision=32-true / bf16-mixed."
+            f"Checkpoints kept (all from before this step): {kept}. "
+            "Lower optimizer.lr, set trainer.gradient_clip_val, or use trainer.precision=32-true."
         )

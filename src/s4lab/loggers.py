@@ -48,3 +48,9 @@ def wandb_logger(
         mode=mode,
         settings=wandb.Settings(init_timeout=init_timeout),
     )
+
+
+def finish_wandb() -> None:
+    """Close the active wandb run, so that the next job of a sweep starts a run of its own."""
+    if wandb.run is not None:
+        wandb.finish()

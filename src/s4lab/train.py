@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from s4lab.callbacks import NonFiniteLossError
+from s4lab.loggers import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,16 @@ def train(cfg: DictConfig) -> float | None:
     if torch.cuda.is_available():  # TF32 matmuls/convs: ~fp32 accuracy at tensor-core speed
         torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
     datamodule, task, trainer = build(cfg)
+    try:
+        return fit_and_test(cfg, datamodule, task, trainer)
+    finally:
+        finish_wandb()
+
+
+def fit_and_test(
+    cfg: DictConfig, datamodule: LightningDataModule, task: Any, trainer: Trainer
+) -> float | None:
+    """Fit (val + tracked test every epoch), test the best checkpoint, report; see train()."""
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
