@@ -62,6 +62,6 @@ class Forecaster(SequenceTask):
         for scale, (pred, target) in pairs.items():
             for name in ("mse", "mae"):
                 metric = self.metrics[f"{stage}_{name}{scale}"]
-                metric(pred, target)
+                metric(pred.reshape(-1), target.reshape(-1))
                 self.log_metric(f"{stage}/{name}{scale}", metric, len(y))
         return loss
