@@ -128,6 +128,7 @@ class Paddles:
         self.p, self.m, self.l = p, margin, p.paddle_length
         self.half = self.l + math.ceil(p.paddle_thickness) + margin  # stamp is (2·half + 1)²
         self.disk = disk_offsets(margin)
+        self.disk_flat = self.disk[:, 0] * (p.window + 2 * margin) + self.disk[:, 1]  # in a Canvas
         self.big_disk = disk_offsets(margin * p.antialias_scale)
         r = self.l + margin
         angles = np.arange(0, 360, 360 / (2 * r * math.pi)) * math.pi / 180
@@ -234,8 +235,9 @@ class Canvas:
 
     def dilated_at(self, points: np.ndarray) -> np.ndarray:
         """(C,) occupancy dilated by the margin disk (a max filter) at in-image points (C, 2)."""
-        near = points[:, None, :] + self.g.disk[None] + self.b  # (C, K, 2), bordered occupancy
-        return self._occupancy[near[..., 0], near[..., 1]].max(axis=1)
+        W = self._occupancy.shape[1]
+        centres = (points[:, 0] + self.b) * W + points[:, 1] + self.b  # (C,) bordered, flat
+        return self._occupancy.ravel()[centres[:, None] + self.g.disk_flat].max(axis=1)
 
     def seed_ends(self, tail: tuple[int, int], theta: float) -> tuple[int, int] | None:
         """The pivot of a seed paddle at `tail`, or None if its head or pivot leaves the image."""
