@@ -153,13 +153,18 @@ def test_unknown_experiment_lists_available(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one(tmp_path, data_dir):
-    """2 processes x batch 32 vs 1 process x batch 64: same data per step, close losses."""
+    """2 processes x batch 32 vs 1 process x batch 64: the same global batch and steps.
+
+    The sample order differs (DistributedSampler), so losses agree within a tolerance only;
+    both must have learned well past chance (ln 10 = 2.30).
+    """
     common = [
         *SHORT,
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=3",
         "test=false",
-        "trainer.limit_train_batches=20",
-        "trainer.limit_val_batches=4",
+        "trainer.limit_train_batches=25",
+        "trainer.limit_val_batches=1",
+        "model.d_model=32",
         "model.dropout=0",
         f"paths.data_dir={data_dir}",
     ]
@@ -177,4 +182,5 @@ def test_ddp_two_cpu_processes_match_one(tmp_path, data_dir):
     assert two.returncode == 0, two.stderr[-3000:]
     loss_one = last_value(metrics(tmp_path / "one"), "val/loss")
     loss_two = last_value(metrics(tmp_path / "two"), "val/loss")
-    assert loss_two == pytest.approx(loss_one, rel=0.1)
+    assert loss_one < 2.1 and loss_two < 2.1
+    assert loss_two == pytest.approx(loss_one, rel=0.03)
