@@ -105,6 +105,25 @@ def test_markers_visible(resolution: int, n: int, half: int) -> None:
             assert block.min() >= 0.7 * 255, (s.markers, block)
 
 
+def test_label_1_marks_both_ends_of_one_snake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Label 1: origin and terminal tip of the same target snake; label 0: of different ones."""
+    built, original = [], pf.two_snakes
+
+    def two_snakes(*args):
+        built.append(original(*args))  # the last one is the pair that sample() kept
+        return built[-1]
+
+    monkeypatch.setattr(pf, "two_snakes", two_snakes)
+    rng = np.random.default_rng(2)
+    for label in (1, 0, 1, 0):
+        s = pf.sample(32, 6, label, rng)
+        _, snakes, origins = built[-1]
+        same = [(origins[k], snakes[k].tip) for k in (0, 1)]
+        other = [(origins[k], snakes[1 - k].tip) for k in (0, 1)]
+        assert s.markers in (same if label == 1 else other)
+        assert snakes[0].tip != origins[0] and snakes[1].tip != origins[1]
+
+
 def test_marker_disk_is_full_intensity() -> None:
     disk = pf.marker(pf.PARAMS[32], (16, 16))
     assert disk.max() == pytest.approx(1.0, abs=0.02)
