@@ -17,7 +17,8 @@ Intensities: targets = snake × paddle contrast, distractors = snake contrast, m
 image is byte-scaled min -> 0, max -> 255 as the original `scipy.misc.imsave` did.
 
 Same sampling law as the original (github.com/drewlinsley/pathfinder, `snakes2.py`), including
-its quirks; speed comes from cached paddle stamps, work on local windows and boolean dilations.
+its quirks, except that labels are balanced per batch instead of drawn one coin flip at a time.
+Speed comes from cached paddle stamps, work on local windows and boolean dilations.
 Upstream HEAD draws invisible markers (its resize no longer byte-scales the disk); here the disk
 is scaled to 255 before the resize, as the original `scipy.misc.imresize` did.
 """
@@ -62,7 +63,7 @@ class PathfinderParams:
     distractor_paddles: int  # total paddles in distractor snakes, split into snakes per difficulty
 
 
-PARAMS = {
+PARAMS = {  # window, padding, s, margins, seed distance, marker radius, ℓ, w, c, contrasts, Σ
     32: PathfinderParams(32, 1, 2, (1,), 7, 1.5, 2, 0.5, 1.0, 2.0, 0.75, 20),
     64: PathfinderParams(64, 1, 2, (1,), 12, 2.5, 5, 1.0, 1.8, 0.8, 1.0, 22),
     128: PathfinderParams(128, 1, 2, (2, 3), 20, 3.0, 5, 1.5, 1.8, 0.9, 1.0, 35),
@@ -199,6 +200,8 @@ def paddles(resolution: int, margin: int) -> Paddles:
 
 @dataclass
 class Snake:
+    """Growth state of one snake: its pivot, heading θ, unoccupied newest paddle and free end."""
+
     pivot: tuple[int, int]
     theta: float
     last: tuple[tuple[int, int], float]  # (centre, angle) of the newest paddle, not yet occupied
