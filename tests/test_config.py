@@ -67,6 +67,8 @@ def test_unknown_experiment_lists_the_available_ones() -> None:
 def test_option_groups_compose(compose_train, overrides: list[str]) -> None:
     cfg = compose_train(*overrides)
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    model = instantiate(cfg.model, d_input=1, d_output=2, l_max=8, vocab_size=None)
+    assert sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_data_dir_follows_env(monkeypatch) -> None:

@@ -34,8 +34,9 @@ def last_value(rows: list[dict[str, str]], key: str) -> float:
     return float([r[key] for r in rows if r.get(key)][-1])
 
 
-def test_fast_dev_run_default_experiment(compose_train):
-    cfg = compose_train(*TINY, "debug=fdr")
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_fast_dev_run_default_experiment(compose_train, precision):
+    cfg = compose_train(*TINY, "debug=fdr", f"trainer.precision={precision}")
     assert cfg.name == "mnist1d/s4"
     train(cfg)  # one train, val and test batch through the real pipeline
 
@@ -142,6 +143,26 @@ def test_multirun_sweep_makes_one_dir_per_run(tmp_path, data_dir):
     assert runs == ["0", "1"]
     for run in runs:
         assert metrics(sweeps[0] / run)
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_trials(tmp_path, data_dir):
+    result = run_cli(
+        "-m",
+        "hparams_search=mnist1d_optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        *SHORT,
+        "trainer.max_epochs=1",
+        "test=false",
+        f"paths.data_dir={data_dir}",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (results,) = (tmp_path / "mnist1d" / "s4" / "multiruns").glob("*/optimization_results.yaml")
+    text = results.read_text()
+    assert "best_value" in text and "optimizer.lr" in text
 
 
 def test_unknown_experiment_lists_available(tmp_path):
