@@ -54,13 +54,13 @@ def param_groups(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def print_param_groups(optimizer: torch.optim.Optimizer) -> None:
-    """Print one row per optimizer group: its lr, weight decay, size and a few parameter names."""
+    """Print one row per optimizer group: its lr, weight decay, size and its parameter names."""
     table = Table(title="Optimizer parameter groups")
-    for column in ("group", "lr", "weight_decay", "tensors", "parameters", "examples"):
+    for column in ("group", "lr", "weight_decay", "tensors", "parameters", "names"):
         table.add_column(column)
     for i, group in enumerate(optimizer.param_groups):
-        names = group.get("names", [])
-        examples = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        leaves = dict.fromkeys(name.rsplit(".", 1)[-1] for name in group.get("names", []))
+        examples = ", ".join(leaves)  # e.g. "weight, D" or "log_dt, A_imag, P, B"
         table.add_row(
             str(i),
             f"{group['lr']:.3g}",

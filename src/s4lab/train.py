@@ -7,7 +7,6 @@ test on the best checkpoint. Returns the monitored metric's best value for sweep
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from rich.table import Table
 
 from s4lab.callbacks import NonFiniteLossError
 from s4lab.loggers import finish_wandb
-
-log = logging.getLogger(__name__)
 
 
 def available_experiments(config_dir: Path) -> list[str]:
@@ -131,8 +128,8 @@ def fit_and_test(
             ckpt_path=resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir),
         )
     except NonFiniteLossError as error:
-        log.error(str(error))
-        Console().print(f"[red]{error}[/red]\nRun directory: {cfg.paths.output_dir}")
+        if trainer.is_global_zero:
+            Console().print(f"[red]{error}[/red]\nRun directory: {cfg.paths.output_dir}")
         return None
 
     test_metrics: dict[str, float] = {}
@@ -144,7 +141,8 @@ def fit_and_test(
             task, dataloaders=datamodule.test_dataloader(), ckpt_path=best or None
         )
         test_metrics = {k: float(v) for k, v in results[0].items()} if results else {}
-    report(cfg, datamodule, test_metrics)
+    if trainer.is_global_zero:
+        report(cfg, datamodule, test_metrics)
     return monitored_value(trainer, cfg.monitor)
 
 
