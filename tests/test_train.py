@@ -113,6 +113,12 @@ def test_wandb_offline_writes_config_and_metrics(compose_train, tmp_path, monkey
         assert key in records, key
 
 
+def test_tensorboard_logger_writes_events(compose_train, tmp_path):
+    train(compose_train(*SHORT, "trainer.max_epochs=1", "logger=tensorboard", "test=false"))
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert metrics(tmp_path)  # the CSV log is kept next to it
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
     return subprocess.run(

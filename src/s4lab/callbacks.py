@@ -18,7 +18,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 class EpochSeed(Callback):
-    """Reseed torch/numpy/random from (seed, epoch) before each epoch's first training batch.
+    """Reseed torch/numpy/random from (seed, epoch, rank) before each epoch's first training batch.
 
     Dropout masks then depend only on the epoch, so a run resumed from an epoch-end checkpoint
     draws exactly the numbers an uninterrupted run would. (Lightning skips on_train_epoch_start
@@ -32,7 +32,8 @@ class EpochSeed(Callback):
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if batch_idx == 0:
-            seed_everything(self.seed + 1000 * trainer.current_epoch, verbose=False)
+            epoch_seed = self.seed + 1000 * trainer.current_epoch + trainer.global_rank
+            seed_everything(epoch_seed, verbose=False)  # DDP ranks draw different dropout masks
 
 
 class EpochTimer(Callback):
