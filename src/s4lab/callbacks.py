@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer, seed_everything
-
-log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
