@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import TINY
 
+from s4lab.loggers import finish_wandb, wandb_logger
 from s4lab.train import train
 
 ROOT = Path(__file__).parents[1]
@@ -111,6 +112,19 @@ def test_wandb_offline_writes_config_and_metrics(compose_train, tmp_path, monkey
     records = next(runs[0].glob("run-*.wandb")).read_bytes()  # what `wandb sync` uploads
     for key in (b"mnist1d/s4", b"d_model", b"train/loss", b"val/acc"):  # config and metrics
         assert key in records, key
+
+
+@pytest.mark.slow
+def test_wandb_without_reachable_service_falls_back_offline(tmp_path, monkeypatch):
+    """A key but no network (a closed local port): the logger goes offline instead of failing."""
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    with pytest.warns(UserWarning, match="logging offline"):
+        logger = wandb_logger("s4lab", "test", str(tmp_path), init_timeout=5)
+    assert logger.experiment.settings.mode == "offline"
+    finish_wandb()
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
 def test_tensorboard_logger_writes_events(compose_train, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import warnings
 from pathlib import Path
 
 import wandb
@@ -27,27 +28,43 @@ def wandb_logger(
     tags: list[str] | None = None,
     group: str | None = None,
     mode: str | None = None,
-    init_timeout: float = 60.0,
+    init_timeout: float = 30.0,
 ) -> WandbLogger:
     """WandbLogger that runs offline without credentials (`wandb sync <run dir>` uploads later).
 
     mode: "online", "offline" or "disabled"; None reads WANDB_MODE, else online iff credentials.
-    init_timeout bounds the wait for the service, so a dead network never hangs training.
+    init_timeout bounds the wait for the service; if it cannot be reached, the run goes offline.
     """
     mode = (
         mode or os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
     )
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
-        project=project,
-        name=name,
-        save_dir=save_dir,
-        tags=list(tags or []),
-        group=group,
-        offline=mode == "offline",
-        mode=mode,
-        settings=wandb.Settings(init_timeout=init_timeout),
-    )
+
+    def make(mode: str) -> WandbLogger:
+        return WandbLogger(
+            project=project,
+            name=name,
+            save_dir=save_dir,
+            tags=list(tags or []),
+            group=group,
+            offline=mode == "offline",
+            mode=mode,
+            settings=wandb.Settings(init_timeout=init_timeout),
+        )
+
+    logger = make(mode)
+    if mode != "online":
+        return logger
+    try:
+        _ = logger.experiment  # start the run now: a dead service is found before training
+    except wandb.errors.Error as error:
+        warnings.warn(
+            f"wandb could not start online ({error}); logging offline under {save_dir}/wandb, "
+            "upload later with `wandb sync <that run folder>`",
+            stacklevel=2,
+        )
+        logger = make("offline")
+    return logger
 
 
 def finish_wandb() -> None:
