@@ -45,6 +45,7 @@ def test_unknown_experiment_lists_the_available_ones() -> None:
     with pytest.raises(SystemExit, match="Available experiments:(.|\n)*mnist1d/s4"):
         check_experiment_args(["trainer.max_epochs=1", "experiment=no/such"], CONFIGS)
     check_experiment_args(["experiment=mnist1d/s4", "experiment=null"], CONFIGS)  # no error
+    check_experiment_args(["experiment=glob(lra/*)"], CONFIGS)  # sweep syntax: Hydra's job
 
 
 @pytest.mark.parametrize(

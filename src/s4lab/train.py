@@ -37,8 +37,8 @@ def check_experiment_args(args: list[str], config_dir: Path) -> None:
     available = available_experiments(config_dir)
     for arg in args:
         key, _, value = arg.lstrip("+~").partition("=")
-        if key != "experiment" or not value or value == "null":
-            continue
+        if key != "experiment" or not value or value == "null" or "(" in value:
+            continue  # sweep functions such as glob(lra/*) are left to Hydra
         unknown = [name for name in value.split(",") if name not in available]
         if unknown:
             listing = "\n  ".join(available)
