@@ -155,7 +155,9 @@ def monitored_value(trainer: Trainer, monitor: str) -> float | None:
     return None if value is None else float(value)
 
 
-def report(cfg: DictConfig, datamodule: LightningDataModule, test_metrics: dict[str, float]):
+def report(
+    cfg: DictConfig, datamodule: LightningDataModule, test_metrics: dict[str, float]
+) -> None:
     """Print the test metrics, the dataset's published baselines if it has any, and the run dir."""
     console = Console()
     acc = test_metrics.get("test/acc")

@@ -34,7 +34,9 @@ class SequenceNorm(nn.Module):
 class ResidualBlock(nn.Module):
     """One layer with its norm, dropout and residual connection."""
 
-    def __init__(self, layer: nn.Module, d_model: int, norm: str, prenorm: bool, dropout: float):
+    def __init__(
+        self, layer: nn.Module, d_model: int, norm: str, prenorm: bool, dropout: float
+    ) -> None:
         super().__init__()
         self.layer = layer
         self.norm = SequenceNorm(d_model, norm)

@@ -62,7 +62,9 @@ class SequenceClassifier(SequenceTask):
                     self.eval_at_rate(x, y, lengths, r, stage)
         return loss
 
-    def eval_at_rate(self, x: Tensor, y: Tensor, lengths: Tensor | None, r: int, stage: str):
+    def eval_at_rate(
+        self, x: Tensor, y: Tensor, lengths: Tensor | None, r: int, stage: str
+    ) -> None:
         """Accuracy on every r-th step of x, with the model told its sampling rate changed."""
         lengths_r = (
             None if lengths is None else torch.div(lengths + r - 1, r, rounding_mode="floor")
