@@ -73,9 +73,24 @@ def test_resume_is_exact(compose_train, tmp_path):
         torch.testing.assert_close(weights_b[name], value, rtol=0, atol=0, msg=name)
 
 
-def test_ckpt_path_last_without_checkpoint_names_the_path(compose_train, tmp_path):
-    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+def test_missing_checkpoint_names_the_path(compose_train, tmp_path):
+    with pytest.raises(FileNotFoundError, match="last.ckpt(.|\n)*hydra.run.dir"):
         train(compose_train(*TINY, "ckpt_path=last"))
+    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
+        train(compose_train(*TINY, f"ckpt_path={tmp_path}/nowhere.ckpt"))
+
+
+@pytest.mark.parametrize(
+    "scheduler,expect",
+    [
+        ("cosine_warmup", lambda lrs: lrs[0] > lrs[-1] > 0),  # decays over the whole run
+        ("plateau", lambda lrs: lrs[0] == lrs[-1]),  # patience 20: no reduction yet
+    ],
+)
+def test_schedulers_train(compose_train, tmp_path, scheduler, expect):
+    train(compose_train(*SHORT, "trainer.max_epochs=2", f"scheduler={scheduler}", "test=false"))
+    lrs = [float(r["lr-AdamW/pg1"]) for r in metrics(tmp_path) if r.get("lr-AdamW/pg1")]
+    assert lrs and expect(lrs)
 
 
 def test_non_finite_loss_stops_cleanly(compose_train, tmp_path, capsys, monkeypatch):
