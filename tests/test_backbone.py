@@ -15,6 +15,10 @@ def s4d_layer(d_model: int, l_max: int) -> S4Block:
     return S4Block(d_model, d_state=4, l_max=l_max, mode="s4d")
 
 
+def s4_layer(d_model: int, l_max: int) -> S4Block:
+    return S4Block(d_model, d_state=4, l_max=l_max, mode="s4")
+
+
 def make(**kwargs) -> SequenceModel:
     torch.manual_seed(0)
     defaults = dict(d_input=2, d_output=5, layer=s4d_layer, l_max=L, d_model=H, n_layers=2)
@@ -39,9 +43,13 @@ def test_pool_none_keeps_positions_and_embedding_encoder():
     assert isinstance(model.encoder, torch.nn.Embedding)
 
 
-@pytest.mark.parametrize("norm,prenorm", [("layer", True), ("layer", False), ("batch", True)])
-def test_step_matches_forward(norm: str, prenorm: bool):
-    model = make(pool="none", norm=norm, prenorm=prenorm).double()
+@pytest.mark.parametrize(
+    "layer,norm,prenorm",
+    [(s4d_layer, "layer", True), (s4d_layer, "layer", False), (s4d_layer, "batch", True)]
+    + [(s4_layer, "layer", True)],
+)
+def test_step_matches_forward(layer, norm: str, prenorm: bool):
+    model = make(layer=layer, pool="none", norm=norm, prenorm=prenorm).double()
     x = torch.randn(B, L, 2, dtype=torch.float64)
     y = model(x)  # (B, L, d_output)
     model.setup_step()
