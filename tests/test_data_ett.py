@@ -222,12 +222,6 @@ def test_real_etth1_windows_and_train_only_scaler():
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="Forecaster.step: torchmetrics .view() fails on the non-contiguous slice "
-    "model(x)[:, -horizon:] (src/s4lab/tasks/forecasting.py needs .contiguous() or .reshape)",
-)
 @pytest.mark.parametrize("experiment", ["forecasting/etth1", "forecasting/etth1_multivariate"])
 def test_one_training_step_through_train(etth_root, tmp_path, capsys, experiment):
     from hydra import compose, initialize_config_dir

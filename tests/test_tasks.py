@@ -52,6 +52,22 @@ def test_language_model_without_bytes_logs_no_bpb():
     assert "val/bpb" not in validate(task, x, x)
 
 
+def test_language_model_scores_only_targeted_positions():
+    """Synthetic tasks mark unscored positions -100: ppl and acc count only the others."""
+    task = LanguageModel(model(7, 7, vocab_size=7, pool="none"), ADAMW)
+    task.setup_data(SimpleNamespace())
+    x = torch.randint(0, 7, (B, L))
+    y = torch.full((B, L), -100)
+    y[:, -1] = x[:, -1]  # answer-only targets
+    out = validate(task, x, y)
+    with torch.no_grad():
+        logits = task(x)[:, -1]  # (B, vocab)
+    nll = torch.nn.functional.cross_entropy(logits, y[:, -1])
+    acc = (logits.argmax(-1) == y[:, -1]).float().mean()
+    assert out["val/ppl"] == pytest.approx(math.exp(nll), rel=1e-4)
+    assert out["val/acc"] == pytest.approx(float(acc), abs=1e-6)
+
+
 def test_forecasting_original_scale():
     """With one target of std 2, errors on the original scale are 4x (MSE) and 2x (MAE)."""
     task = Forecaster(model(3, 1, pool="none"), ADAMW)
