@@ -30,7 +30,7 @@ Tree = int | tuple[str, tuple["Tree", ...]]
 
 
 class _TooLong(Exception):
-    pass
+    """A tree grew past max_length: abandon it and draw another."""
 
 
 def sample_tree(
