@@ -2,7 +2,7 @@
 
     python scripts/prepare_data.py NAME [--data-dir DIR] [--from DIR | --mirror URL]
     python scripts/prepare_data.py listops --generate [--n 100000] [--seed 0] [--workers 16]
-    python scripts/prepare_data.py pathfinder --generate [--resolution 32|128] [--n 200000] ...
+    python scripts/prepare_data.py pathfinder --generate [--resolution 32|64|128|256] ...
 
 NAME: listops, imdb, aan, pathfinder, pathx, cifar, mnist, fashion-mnist, speech-commands, wt103,
 ett. The data root is --data-dir, else $DATA_DIR, else <repo>/data (the default paths.data_dir).
@@ -197,7 +197,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--from", dest="source_dir", help="take the published files from DIR")
     source.add_argument("--mirror", help="download the same file names from this base URL")
     source.add_argument("--generate", action="store_true", help="listops, pathfinder, pathx")
-    p.add_argument("--resolution", type=int, choices=[32, 128], help="pathfinder 32, pathx 128")
+    p.add_argument(
+        "--resolution",
+        type=int,
+        choices=[32, 64, 128, 256],
+        help="image size: pathfinder defaults to 32, pathx to 128",
+    )
     p.add_argument("--n", type=int, help="examples (listops 100000, pathfinder 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -24,7 +24,7 @@ def require(path: str | Path, prepare: str) -> Path:
     path = Path(path)
     if not path.exists():
         raise MissingDataError(
-            f"Dataset file not found: {path}\n"
+            f"Dataset file not found: {path.resolve()}\n"
             f"Prepare it with: {prepare}\n"
             "(or point paths.data_dir / the DATA_DIR environment variable at an existing copy)"
         )

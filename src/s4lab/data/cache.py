@@ -6,9 +6,11 @@ change to either (an edited file, another vocabulary threshold) builds a new ent
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -42,14 +44,20 @@ def cached(
 ) -> Any:
     """Return `build()`, loading it from `cache_dir/name-<key>.pt` when that entry exists.
 
-    The entry is written to a temporary file and renamed, so a crash never leaves a torn cache.
+    One process builds an entry while the others (DDP ranks set up at once) wait on a file lock
+    and then load it. The entry is written to a temporary file and renamed, so a crash never
+    leaves a torn cache.
     """
     path = Path(cache_dir) / f"{name}-{cache_key(config, sources)}.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
-    obj = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():  # built by another process while this one waited
+            return torch.load(path, weights_only=False)
+        obj = build()
+        tmp = path.with_suffix(f".tmp-{socket.gethostname()}-{os.getpid()}")
+        torch.save(obj, tmp)
+        tmp.replace(path)
     return obj

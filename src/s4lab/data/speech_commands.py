@@ -219,9 +219,15 @@ class SpeechCommands(SequenceDataModule):
         files = self._files()
         listing = hashlib.sha256()
         for rel, _ in files:
-            listing.update(f"{rel}:{(self.root / rel).stat().st_size}\n".encode())
+            stat = (self.root / rel).stat()  # clips share one size: the mtime tells rewrites
+            listing.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
         name = f"sc{len(self.classes)}_{'mfcc' if self.mfcc else 'raw'}"
-        config = {"classes": self.classes, "mfcc": self.mfcc, "files": listing.hexdigest()}
+        config = {
+            "classes": self.classes,
+            "mfcc": self.mfcc,
+            "files": listing.hexdigest(),
+            "version": 1,  # bump when the processing (mfcc.py, normalization) changes
+        }
         sources = self._list_files() if self.all_classes else []
         data = cached(lambda: self._build(files), self.data_dir / "cache", name, config, sources)
         self.data_train, self.data_val, self.data_test = (

@@ -12,6 +12,8 @@ Ordered iterator (B = batch size, W = world size, r = rank, L = l_max):
     S = stream[: ⌊N / (W B)⌋ · W B].view(W B, −1)[r B : (r + 1) B]       (B, T), rows contiguous
     window k: x = S[:, kL : kL + L], y = S[:, kL + 1 : kL + L + 1]       the last one shorter
 Windows do not overlap and come in order, so row b of consecutive batches continues one text.
+Unlike the official iterator, rows are not rotated by a per-epoch random shift (its `roll_seed`):
+every epoch sees the same windows.
 The rank is the attached trainer's; without one, torch.distributed's once initialized, else 0 of 1.
 The encoded splits are cached under `data_dir/cache/`, keyed by the files' checksums.
 """
@@ -179,7 +181,8 @@ class WikiText103(SequenceDataModule):
         if self.vocab is not None:
             return
         paths = [self.path(split) for split in SPLITS]
-        data = cached(lambda: self._build(paths), self.data_dir / "cache", "wt103", {}, paths)
+        config = {"version": 1}  # bump when the vocabulary or encoding rules change
+        data = cached(lambda: self._build(paths), self.data_dir / "cache", "wt103", config, paths)
         self.vocab = data["vocab"]
         self.data_train, self.data_val, self.data_test = (data[s] for s in SPLITS)
         self.vocab_size = self.d_input = self.d_output = len(self.vocab)
