@@ -160,6 +160,5 @@ def test_one_training_step_through_train(compose_train, tmp_path, experiment):
         f"paths.data_dir={tmp_path / 'data'}",
         "data.batch_size=4",
         "data.batch_size_eval=4",
-        "scheduler.num_warmup_steps=0",  # fast_dev_run trains 1 step; the recipe warms up 1080
     )
     train(cfg)

@@ -65,6 +65,8 @@ def test_cosine_warmup_shape():
     assert values[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
     assert values[8] == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 8)))  # midway: 0.5
     assert values[-1] < 0.05
+    values = lrs(cosine_warmup(optimizer, num_warmup_steps=4, num_training_steps=12), optimizer, 20)
+    assert values[12:] == [0.0] * 8  # past T the rate stays at 0 (a plain cosine climbs back)
 
 
 def test_constant_warmup_shape():
@@ -73,7 +75,10 @@ def test_constant_warmup_shape():
     assert values == pytest.approx([1.0, 2.0, 2.0, 2.0, 2.0])
 
 
-def test_cosine_warmup_rejects_too_few_steps():
+def test_cosine_warmup_shortens_a_warmup_longer_than_the_run():
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    with pytest.raises(ValueError, match="num_warmup_steps"):
-        cosine_warmup(optimizer, num_warmup_steps=10, num_training_steps=10)
+    with pytest.warns(UserWarning, match="warming up over 9 steps instead"):
+        scheduler = cosine_warmup(optimizer, num_warmup_steps=1080, num_training_steps=10)
+    values = lrs(scheduler, optimizer, 10)
+    assert values[:9] == pytest.approx([(t + 1) / 9 for t in range(9)])
+    assert values[9] == pytest.approx(1.0)  # the single cosine step starts at the peak

@@ -142,6 +142,13 @@ def test_wandb_without_reachable_service_falls_back_offline(tmp_path, monkeypatc
     assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
+def test_runs_without_logger_or_scheduler(compose_train, tmp_path):
+    """`~logger` drops the LR monitor with the loggers; `~scheduler` leaves a constant lr."""
+    result = train(compose_train(*SHORT, "trainer.max_epochs=1", "~logger", "~scheduler"))
+    assert result is not None
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_tensorboard_logger_writes_events(compose_train, tmp_path):
     train(compose_train(*SHORT, "trainer.max_epochs=1", "logger=tensorboard", "test=false"))
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))

@@ -64,7 +64,9 @@ class NaNGuard(Callback):
     def on_before_backward(
         self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
     ) -> None:
-        if torch.isfinite(loss).all():
+        finite = bool(torch.isfinite(loss).all())
+        # every DDP rank must stop together: one rank raising alone leaves the others waiting
+        if not trainer.strategy.reduce_boolean_decision(not finite, all=False):
             return
         saved = sorted(
             {cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.best_model_path}

@@ -29,11 +29,13 @@ def wandb_logger(
     group: str | None = None,
     mode: str | None = None,
     init_timeout: float = 30.0,
+    id: str | None = None,
 ) -> WandbLogger:
     """WandbLogger that runs offline without credentials (`wandb sync <run dir>` uploads later).
 
     mode: "online", "offline" or "disabled"; None reads WANDB_MODE, else online iff credentials.
     init_timeout bounds the wait for the service; if it cannot be reached, the run goes offline.
+    id: continue that wandb run (with ckpt_path=last, so a resumed run keeps one dashboard).
     """
     mode = (
         mode or os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
@@ -50,6 +52,8 @@ def wandb_logger(
             offline=mode == "offline",
             mode=mode,
             settings=wandb.Settings(init_timeout=init_timeout),
+            id=id,
+            resume="allow" if id else None,
         )
 
     logger = make(mode)

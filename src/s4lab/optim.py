@@ -4,25 +4,21 @@ Groups: a parameter's `_optim` dict (set by the layer, e.g. {"lr": 1e-3, "weight
 for SSM parameters) wins; biases, norm weights and embeddings get weight_decay 0; the rest use
 the optimizer's defaults. One group per distinct set of hints.
 Schedules (all per optimizer step), built from torch.optim.lr_scheduler:
-  cosine_warmup:   lr·(t+1)/W for t < W, then lr·½(1 + cos(π(t − W)/(T − W)))
+  cosine_warmup:   lr·(t+1)/W for t < W, then lr·½(1 + cos(π(t − W)/(T − W))), 0 after T
   constant_warmup: lr·(t+1)/W for t < W, then lr
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.optim.lr_scheduler import (
-    ConstantLR,
-    CosineAnnealingLR,
-    LinearLR,
-    LRScheduler,
-    SequentialLR,
-)
+from torch.optim.lr_scheduler import ConstantLR, LambdaLR, LinearLR, LRScheduler
 
 NO_DECAY_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.Embedding, nn.modules.batchnorm._BatchNorm)
 
@@ -78,20 +74,36 @@ def warmup_linear(optimizer: torch.optim.Optimizer, num_warmup_steps: int) -> Li
     return LinearLR(optimizer, 1.0 / W, 1.0, total_iters=max(W - 1, 1))
 
 
+class WarmupCosine:
+    """The cosine_warmup factor at step t; 0 from step T on (a run longer than T stays at 0)."""
+
+    def __init__(self, num_warmup_steps: int, num_training_steps: int) -> None:
+        self.W, self.T = num_warmup_steps, num_training_steps
+
+    def __call__(self, t: int) -> float:
+        if t < self.W:
+            return (t + 1) / self.W
+        return 0.5 * (1 + math.cos(math.pi * min(t - self.W, self.T - self.W) / (self.T - self.W)))
+
+
 def cosine_warmup(
     optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int
-) -> LRScheduler:
-    """Linear warmup over `num_warmup_steps`, then cosine decay to 0 at `num_training_steps`."""
+) -> LambdaLR:
+    """Linear warmup over `num_warmup_steps`, then cosine decay to 0 at `num_training_steps`.
+
+    A run with no more steps than the warmup (debug=fdr, debug=limit) shortens the warmup to
+    T − 1 steps, with a warning, instead of failing.
+    """
+    if num_training_steps < 1:
+        raise ValueError(f"num_training_steps must be positive, got {num_training_steps}")
     if num_training_steps <= num_warmup_steps:
-        raise ValueError(
-            f"num_training_steps ({num_training_steps}) must exceed num_warmup_steps "
-            f"({num_warmup_steps}); lower scheduler.num_warmup_steps or train longer"
+        warnings.warn(
+            f"num_training_steps ({num_training_steps}) <= num_warmup_steps ({num_warmup_steps}):"
+            f" warming up over {num_training_steps - 1} steps instead",
+            stacklevel=2,
         )
-    cosine = CosineAnnealingLR(optimizer, T_max=num_training_steps - num_warmup_steps)
-    if num_warmup_steps == 0:
-        return cosine
-    warmup = warmup_linear(optimizer, num_warmup_steps)
-    return SequentialLR(optimizer, [warmup, cosine], milestones=[num_warmup_steps])
+        num_warmup_steps = num_training_steps - 1
+    return LambdaLR(optimizer, WarmupCosine(num_warmup_steps, num_training_steps))
 
 
 def constant_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int) -> LRScheduler:

@@ -15,6 +15,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import Callback, LightningDataModule, Trainer, seed_everything
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 from rich.console import Console
 from rich.table import Table
@@ -83,13 +84,16 @@ def build(cfg: DictConfig) -> tuple[LightningDataModule, Any, Trainer]:
         l_max=datamodule.l_max,
         vocab_size=datamodule.vocab_size,
     )
-    scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    schedule = cfg.get("scheduler")  # `~scheduler` may leave an experiment's keys, no _target_
+    scheduler = hydra.utils.instantiate(schedule) if schedule and "_target_" in schedule else None
     task = hydra.utils.instantiate(
         cfg.task, model=model, optimizer=hydra.utils.instantiate(cfg.optimizer), scheduler=scheduler
     )
     task.setup_data(datamodule)
     callbacks: list[Callback] = instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_all(cfg.get("logger"))
+    if not loggers:  # `~logger`: nothing to send learning rates to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, task, trainer
 
