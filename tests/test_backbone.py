@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from s4lab.models.backbone import SequenceModel
+from s4lab.models.backbone import ResidualBlock, SequenceModel
 from s4lab.models.block import S4Block
 
 B, L, H = 3, 12, 8
@@ -66,3 +66,17 @@ def test_bad_options_name_the_choices():
         make(pool="max")
     with pytest.raises(ValueError, match="'layer' or 'batch'"):
         make(norm="group")
+
+
+class _Ones(torch.nn.Module):
+    def forward(self, x: torch.Tensor, rate: float = 1.0) -> torch.Tensor:
+        return torch.ones_like(x)
+
+
+def test_residual_dropout_is_tied_over_the_sequence():
+    block = ResidualBlock(_Ones(), d_model=16, norm="layer", prenorm=True, dropout=0.5).train()
+    x = torch.zeros(4, 30, 16)
+    kept = block(x)  # (B, L, H): 0 where dropped, 2 where kept
+    assert ((kept == 0) | (kept == 2)).all()
+    assert (kept == kept[:, :1]).all()  # one mask per (example, channel), the same at every step
+    assert (kept == 0).any() and (kept == 2).any()

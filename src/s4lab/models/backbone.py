@@ -2,6 +2,8 @@
 
 Block (prenorm):  x <- x + Dropout(layer(Norm(x)))
 Block (postnorm): x <- Norm(x + Dropout(layer(x)))
+Dropout masks are tied over the sequence (one per channel and example), as the official
+experiments' `tie_dropout`.
 The layer is any module built as `layer(d_model=H, l_max=L)` with `forward(x (B, L, H), rate)`;
 for recurrent use it also has `setup_step()`, `default_state(batch_size)` and `step(x, state)`.
 """
@@ -41,11 +43,12 @@ class ResidualBlock(nn.Module):
         self.layer = layer
         self.norm = SequenceNorm(d_model, norm)
         self.prenorm = prenorm
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout1d(dropout)  # on (B, H, L): zeroes whole channels
 
     def forward(self, x: Tensor, rate: float = 1.0) -> Tensor:
         z = self.norm(x) if self.prenorm else x
-        x = x + self.dropout(self.layer(z, rate=rate))  # (B, L, H)
+        y = self.layer(z, rate=rate)  # (B, L, H)
+        x = x + self.dropout(y.transpose(1, 2)).transpose(1, 2)
         return x if self.prenorm else self.norm(x)
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
