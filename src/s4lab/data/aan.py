@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from s4lab.data.base import SequenceDataModule, require
-from s4lab.data.cache import cached
-from s4lab.data.tokens import EncodedSplit, TokenDataset, Vocab, char_counts, pad_pair_batch
+from s4lab.data.base import require
+from s4lab.data.tokens import EncodedSplit, TokenDataModule, Vocab, char_counts, pad_pair_batch
 
 PREPARE = "python scripts/prepare_data.py aan"
 SPLITS = {
@@ -60,8 +59,10 @@ def read_tsv(path: Path, max_chars: int | None = None) -> tuple[list[tuple[str, 
     return pairs, labels
 
 
-class AAN(SequenceDataModule):
+class AAN(TokenDataModule):
     """LRA Retrieval datamodule: x (B, 2, L) char ids, d_output = 2; l_max is per document."""
+
+    cache_name = "aan"
 
     def __init__(
         self,
@@ -80,7 +81,14 @@ class AAN(SequenceDataModule):
         self.append_eos = append_eos
         self.d_output = 2
         self.collate_fn = pad_pair_batch
-        self.vocab: Vocab | None = None
+
+    def _sources(self) -> tuple[dict[str, Path], list[Path]]:
+        paths = {s: require(self.data_dir / f, prepare=PREPARE) for s, f in SPLITS.items()}
+        return paths, list(paths.values())
+
+    def _cache_config(self) -> dict:
+        config = {"l_max": self.l_max, "min_freq": self.min_freq, "append_eos": self.append_eos}
+        return config | {"version": 2}  # 2: vocabulary counted over truncated texts
 
     def _build(self, paths: dict[str, Path]) -> dict:
         keep = self.l_max - 1 if self.append_eos else self.l_max  # chars kept per document
@@ -96,25 +104,3 @@ class AAN(SequenceDataModule):
             for s, (pairs, labels) in tables.items()
         }
         return {"vocab": vocab.itos, "splits": splits}
-
-    def prepare_data(self) -> None:
-        """Build the cache once: Lightning runs this on one process, then setup() on all."""
-        self.setup()
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.vocab is not None:
-            return
-        paths = {s: require(self.data_dir / f, prepare=PREPARE) for s, f in SPLITS.items()}
-        config = {"l_max": self.l_max, "min_freq": self.min_freq, "append_eos": self.append_eos}
-        data = cached(
-            lambda: self._build(paths),
-            self.data_dir / "cache",
-            "aan",
-            config | {"version": 2},  # 2: vocabulary counted over truncated texts
-            paths.values(),
-        )
-        self.vocab = Vocab(data["vocab"])
-        self.vocab_size = self.d_input = len(self.vocab)
-        self.data_train, self.data_val, self.data_test = (
-            TokenDataset(data["splits"][s]) for s in ("train", "val", "test")
-        )

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s4lab.data.base import SequenceDataModule, require
-from s4lab.data.cache import cached
-from s4lab.data.tokens import EncodedSplit, TokenDataset, Vocab, char_counts, pad_batch
+from s4lab.data.base import require
+from s4lab.data.tokens import EncodedSplit, TokenDataModule, Vocab, char_counts, pad_batch
 
 PREPARE = "python scripts/prepare_data.py imdb"
 LABELS = {"neg": 0, "pos": 1}
@@ -40,8 +39,10 @@ def read_review(path: Path) -> str:
         raise ValueError(f"{path}: not UTF-8 text, the file is corrupt ({e})") from e
 
 
-class IMDB(SequenceDataModule):
+class IMDB(TokenDataModule):
     """LRA Text datamodule: char tokens, d_output = 2; `data_val` is the test set."""
+
+    cache_name = "imdb"
 
     def __init__(
         self,
@@ -60,7 +61,14 @@ class IMDB(SequenceDataModule):
         self.append_eos = append_eos
         self.d_output = 2
         self.collate_fn = pad_batch
-        self.vocab: Vocab | None = None
+
+    def _sources(self) -> tuple[dict[str, list[tuple[Path, int]]], list[Path]]:
+        files = {s: review_files(self.data_dir, s) for s in ("train", "test")}
+        return files, [f for pairs in files.values() for f, _ in pairs]
+
+    def _cache_config(self) -> dict:
+        config = {"l_max": self.l_max, "min_freq": self.min_freq, "append_eos": self.append_eos}
+        return config | {"version": 2}  # 2: vocabulary counted over truncated texts
 
     def _build(self, files: dict[str, list[tuple[Path, int]]]) -> dict:
         keep = self.l_max - 1 if self.append_eos else self.l_max  # S4 counts truncated texts
@@ -74,25 +82,3 @@ class IMDB(SequenceDataModule):
             for s in files
         }
         return {"vocab": vocab.itos, "splits": splits}
-
-    def prepare_data(self) -> None:
-        """Build the cache once: Lightning runs this on one process, then setup() on all."""
-        self.setup()
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.vocab is not None:
-            return
-        files = {s: review_files(self.data_dir, s) for s in ("train", "test")}
-        config = {"l_max": self.l_max, "min_freq": self.min_freq, "append_eos": self.append_eos}
-        data = cached(
-            lambda: self._build(files),
-            self.data_dir / "cache",
-            "imdb",
-            config | {"version": 2},  # 2: vocabulary counted over truncated texts
-            [f for pairs in files.values() for f, _ in pairs],
-        )
-        self.vocab = Vocab(data["vocab"])
-        self.vocab_size = self.d_input = len(self.vocab)
-        self.data_train = TokenDataset(data["splits"]["train"])
-        self.data_test = TokenDataset(data["splits"]["test"])
-        self.data_val = self.data_test  # no IMDB validation split: LRA and S4 validate on test

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from s4lab.data.base import SequenceDataModule, require
-from s4lab.data.cache import cached
-from s4lab.data.tokens import EncodedSplit, TokenDataset, Vocab, pad_batch
+from s4lab.data.base import require
+from s4lab.data.tokens import EncodedSplit, TokenDataModule, Vocab, pad_batch
 
 PREPARE = "python scripts/prepare_data.py listops  (or add --generate to build it offline)"
 HEADER = ["Source", "Target"]
@@ -63,8 +62,10 @@ def read_tsv(path: Path) -> tuple[list[str], list[int]]:
     return sources, targets
 
 
-class ListOps(SequenceDataModule):
+class ListOps(TokenDataModule):
     """LRA ListOps datamodule: d_input = vocab_size = 18 on the real data, d_output = 10."""
+
+    cache_name = "listops"
 
     def __init__(
         self,
@@ -81,7 +82,13 @@ class ListOps(SequenceDataModule):
         self.append_eos = append_eos
         self.d_output = 10
         self.collate_fn = pad_batch
-        self.vocab: Vocab | None = None
+
+    def _sources(self) -> tuple[dict[str, Path], list[Path]]:
+        paths = {s: require(self.data_dir / f, prepare=PREPARE) for s, f in SPLITS.items()}
+        return paths, list(paths.values())
+
+    def _cache_config(self) -> dict:
+        return {"l_max": self.l_max, "append_eos": self.append_eos, "version": 1}
 
     def _build(self, paths: dict[str, Path]) -> dict:
         tables = {s: read_tsv(p) for s, p in paths.items()}
@@ -95,24 +102,3 @@ class ListOps(SequenceDataModule):
             for s, (sources, targets) in tables.items()
         }
         return {"vocab": vocab.itos, "splits": splits}
-
-    def prepare_data(self) -> None:
-        """Build the cache once: Lightning runs this on one process, then setup() on all."""
-        self.setup()
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.vocab is not None:
-            return
-        paths = {s: require(self.data_dir / f, prepare=PREPARE) for s, f in SPLITS.items()}
-        data = cached(
-            lambda: self._build(paths),
-            self.data_dir / "cache",
-            "listops",
-            {"l_max": self.l_max, "append_eos": self.append_eos, "version": 1},
-            paths.values(),
-        )
-        self.vocab = Vocab(data["vocab"])
-        self.vocab_size = self.d_input = len(self.vocab)
-        self.data_train, self.data_val, self.data_test = (
-            TokenDataset(data["splits"][s]) for s in ("train", "val", "test")
-        )

@@ -17,6 +17,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from s4lab.data.base import SequenceDataModule
+from s4lab.data.cache import cached
+
 PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
 SPECIALS = (PAD, UNK, EOS)
 
@@ -151,3 +154,36 @@ def pad_pair_batch(examples: list[tuple[list[Tensor], Tensor]]) -> tuple[Tensor,
         for j, d in enumerate(pair):
             x[i, j, : len(d)] = d
     return x, torch.stack(labels), lengths
+
+
+class TokenDataModule(SequenceDataModule):
+    """A tokenized dataset built once into the cache: vocabulary from train, encoded splits.
+
+    Subclasses give `cache_name`, `_sources()` -> (what `_build` reads, the files the cache is
+    keyed on), `_cache_config()`, and `_build(inputs)` -> {"vocab": itos, "splits": {name:
+    EncodedSplit}}. A dataset without a "val" split validates on "test" (LRA Text does).
+    """
+
+    cache_name: str
+    vocab: Vocab | None = None
+
+    def prepare_data(self) -> None:
+        """Build the cache once: Lightning runs this on one process, then setup() on all."""
+        self.setup()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None:
+            return
+        inputs, files = self._sources()
+        data = cached(
+            lambda: self._build(inputs),
+            self.data_dir / "cache",
+            self.cache_name,
+            self._cache_config(),
+            files,
+        )
+        self.vocab = Vocab(data["vocab"])
+        self.vocab_size = self.d_input = len(self.vocab)
+        splits = {name: TokenDataset(encoded) for name, encoded in data["splits"].items()}
+        self.data_train, self.data_test = splits["train"], splits["test"]
+        self.data_val = splits.get("val", self.data_test)
