@@ -1,4 +1,8 @@
-"""Entry point: `python train.py [experiment=<bench>/<name>] [key=value ...]`; see configs/."""
+"""Entry point: `python train.py [experiment=<bench>/<name>] [key=value ...]`; see configs/.
+
+`python train.py experiment=<name> ckpt_path=<.ckpt or run dir> train=false` only tests those
+weights and prints the test metrics; in Python, `s4lab.load(<run dir>)` returns the trained task.
+"""
 
 import sys
 from pathlib import Path

@@ -17,10 +17,11 @@ import resource
 import subprocess
 import sys
 import time
+from functools import partial
 
 import torch
 
-from s4lab.models import S4Block
+from s4lab.models import S4Block, S4DKernel, S4Kernel
 
 
 def measure(what: str, mode: str, L: int, args: argparse.Namespace) -> dict:
@@ -28,7 +29,8 @@ def measure(what: str, mode: str, L: int, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     B = max(1, args.tokens // L)
     torch.manual_seed(0)
-    block = S4Block(d_model=args.H, d_state=args.N, l_max=L, mode=mode).to(device)
+    kernel = partial(S4Kernel if mode == "s4" else S4DKernel, d_state=args.N)
+    block = S4Block(d_model=args.H, kernel=kernel, l_max=L).to(device)
     x = torch.randn(B, L, args.H, device=device, requires_grad=True)
 
     def run() -> None:
@@ -69,7 +71,7 @@ def main() -> None:
     parser.add_argument("--N", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=16384, help="B x L per row")
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
-    parser.add_argument("--modes", nargs="+", default=["s4", "s4d"])
+    parser.add_argument("--modes", nargs="+", choices=["s4", "s4d"], default=["s4", "s4d"])
     parser.add_argument("--what", nargs="+", default=["block", "kernel"])
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)

@@ -78,7 +78,9 @@ def main() -> None:
             rate = args.generate / seconds
             print(f"generated {args.generate} images in {seconds:.1f} s: {rate:.1f} images/s")
             print(f"  ({rate / args.workers:.1f} images/s per worker, {args.workers} workers)")
-        dm = Pathfinder(str(data_dir), resolution=args.resolution, difficulty=args.difficulty)
+        dm = Pathfinder(
+            str(data_dir / "pathfinder"), resolution=args.resolution, difficulty=args.difficulty
+        )
         samples = dm.samples()
         images = np.stack([decode_png(path, args.resolution) for path, _ in samples])
         labels = np.array([label for _, label in samples])

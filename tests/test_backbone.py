@@ -1,75 +1,88 @@
-"""SequenceModel: pooling respects lengths, recurrent steps reproduce forward(), options build."""
+"""SequenceModel: returns features (B, L, H), passes lengths and rate to every layer, recurrent
+steps reproduce forward(), options fail by name, residual dropout is tied over the sequence."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
+from torch import Tensor, nn
 
 from s4lab.models.backbone import ResidualBlock, SequenceModel
 from s4lab.models.block import S4Block
+from s4lab.models.s4 import S4Kernel
+from s4lab.models.s4d import S4DKernel
 
 B, L, H = 3, 12, 8
-
-
-def s4d_layer(d_model: int, l_max: int) -> S4Block:
-    return S4Block(d_model, d_state=4, l_max=l_max, mode="s4d")
-
-
-def s4_layer(d_model: int, l_max: int) -> S4Block:
-    return S4Block(d_model, d_state=4, l_max=l_max, mode="s4")
+s4d_layer = functools.partial(S4Block, kernel=functools.partial(S4DKernel, d_state=4))
+s4_layer = functools.partial(S4Block, kernel=functools.partial(S4Kernel, d_state=4))
 
 
 def make(**kwargs) -> SequenceModel:
     torch.manual_seed(0)
-    defaults = dict(d_input=2, d_output=5, layer=s4d_layer, l_max=L, d_model=H, n_layers=2)
+    defaults = dict(d_input=2, layer=s4d_layer, l_max=L, d_model=H, n_layers=2)
     return SequenceModel(**(defaults | kwargs)).eval()
 
 
-@pytest.mark.parametrize("pool", ["mean", "last"])
-def test_pool_over_valid_positions_ignores_padding(pool: str):
-    """A causal stack pooled over the first n steps equals the model run on those n steps only."""
-    model = make(pool=pool)
-    x = torch.randn(B, L, 2)
-    lengths = torch.tensor([L, 7, 3])
-    y = model(x, lengths=lengths)  # (B, d_output)
-    for b, n in enumerate(lengths.tolist()):
-        torch.testing.assert_close(y[b], model(x[b : b + 1, :n])[0], rtol=1e-4, atol=1e-5)
+def test_returns_features_and_embeds_tokens():
+    model = make()
+    assert model(torch.randn(B, L, 2)).shape == (B, L, H)
+    assert model.d_model == H
+    tokens = make(vocab_size=11)
+    assert isinstance(tokens.encoder, nn.Embedding)
+    assert tokens(torch.randint(0, 11, (B, L))).shape == (B, L, H)
+    assert not hasattr(model, "decoder")  # decoding belongs to the task's head
 
 
-def test_pool_none_keeps_positions_and_embedding_encoder():
-    model = make(pool="none", vocab_size=11)
-    y = model(torch.randint(0, 11, (B, L)))
-    assert y.shape == (B, L, 5)
-    assert isinstance(model.encoder, torch.nn.Embedding)
+class _Recorder(nn.Module):
+    """A layer that records what the backbone passes to it."""
+
+    def __init__(self, d_model: int, l_max: int | None = None) -> None:
+        super().__init__()
+        self.d_model, self.l_max, self.calls = d_model, l_max, []
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
+        self.calls.append((lengths, rate))
+        return x
+
+
+def test_every_layer_gets_lengths_and_rate():
+    model = make(layer=_Recorder, n_layers=3)
+    lengths = torch.tensor([L, 5, 1])
+    model(torch.randn(B, L, 2), lengths=lengths, rate=2.0)
+    for block in model.blocks:
+        assert block.layer.l_max == L and block.layer.d_model == H
+        assert len(block.layer.calls) == 1
+        got_lengths, rate = block.layer.calls[0]
+        assert got_lengths is lengths and rate == 2.0
 
 
 @pytest.mark.parametrize(
     "layer,norm,prenorm",
     [(s4d_layer, "layer", True), (s4d_layer, "layer", False), (s4d_layer, "batch", True)]
-    + [(s4_layer, "layer", True)],
+    + [(s4d_layer, "batch", False), (s4_layer, "layer", True)],
 )
 def test_step_matches_forward(layer, norm: str, prenorm: bool):
-    model = make(layer=layer, pool="none", norm=norm, prenorm=prenorm).double()
+    model = make(layer=layer, norm=norm, prenorm=prenorm).double()
     x = torch.randn(B, L, 2, dtype=torch.float64)
-    y = model(x)  # (B, L, d_output)
+    y = model(x)  # (B, L, H)
     model.setup_step()
     state = model.default_state(B)
     steps = []
     for t in range(L):
-        y_t, state = model.step(x[:, t], state)
+        y_t, state = model.step(x[:, t], state)  # (B, H)
         steps.append(y_t)
     torch.testing.assert_close(torch.stack(steps, dim=1), y, rtol=1e-6, atol=1e-6)
 
 
-def test_bad_options_name_the_choices():
-    with pytest.raises(ValueError, match="'mean', 'last' or 'none'"):
-        make(pool="max")
+def test_bad_norm_names_the_choices():
     with pytest.raises(ValueError, match="'layer' or 'batch'"):
         make(norm="group")
 
 
-class _Ones(torch.nn.Module):
-    def forward(self, x: torch.Tensor, rate: float = 1.0) -> torch.Tensor:
+class _Ones(nn.Module):
+    def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
         return torch.ones_like(x)
 
 

@@ -1,11 +1,9 @@
-"""Processed-data cache: a hit skips the build, a changed source or config rebuilds, concurrent
-processes (DDP ranks set up at once) build an entry once."""
+"""Processed-data cache: a hit skips the build, a changed source or config rebuilds, and
+prepare_cache (what prepare_data calls) builds an entry without loading an existing one."""
 
-import multiprocessing
-import time
-from pathlib import Path
+import torch
 
-from s4lab.data.cache import cached
+from s4lab.data.cache import cache_path, cached, prepare_cache
 
 
 def test_hit_and_rebuild(tmp_path):
@@ -29,26 +27,22 @@ def test_hit_and_rebuild(tmp_path):
     assert not list((tmp_path / "cache").glob("*.tmp*"))
 
 
-def _slow_build_in_process(cache_dir: str, log: str) -> None:
+def test_prepare_builds_once_and_setup_only_loads(tmp_path, monkeypatch):
+    builds = []
+
     def build():
-        with open(log, "a") as f:
-            f.write("built\n")
-        time.sleep(0.5)
+        builds.append(1)
         return list(range(10))
 
-    assert cached(build, Path(cache_dir), "shared", {}, []) == list(range(10))
+    path = prepare_cache(build, tmp_path, "shared", {"v": 1}, [])
+    assert path == cache_path(tmp_path, "shared", {"v": 1}, []) and path.is_file()
 
+    def no_load(*args, **kwargs):
+        raise AssertionError("prepare_cache loaded an existing entry")
 
-def test_concurrent_processes_build_once(tmp_path):
-    log = tmp_path / "log.txt"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [
-        ctx.Process(target=_slow_build_in_process, args=(str(tmp_path / "c"), str(log)))
-        for _ in range(3)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert log.read_text() == "built\n"
+    monkeypatch.setattr(torch, "load", no_load)
+    assert prepare_cache(build, tmp_path, "shared", {"v": 1}, []) == path  # exists: not loaded
+    monkeypatch.undo()
+    assert cached(build, tmp_path, "shared", {"v": 1}, []) == list(range(10))
+    assert len(builds) == 1
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("*.tmp*"))

@@ -1,4 +1,5 @@
-"""Every experiment composes and builds its model; typos and unknown names fail clearly."""
+"""Every experiment composes, passes the config check and builds its model; typos, unknown names
+and values of the wrong type fail clearly, naming the key."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from s4lab.train import check_experiment_args
+from s4lab.checkpoint import build_task
+from s4lab.data.base import DataSizes
+from s4lab.train import ConfigError, check_config, check_experiment_args, train
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 EXPERIMENTS = sorted(
@@ -19,20 +22,30 @@ EXPERIMENTS = sorted(
 )
 
 
+SIZES = DataSizes(d_input=3, d_output=2, l_max=32, vocab_size=None)  # stand-in data sizes
+
+
+def build_model(cfg) -> int:
+    """Parameters of the task built from cfg for SIZES (no datamodule: it may need data)."""
+    task = build_task(cfg)
+    task.build(SIZES)
+    return sum(p.numel() for p in task.parameters())
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_builds_model(compose_train, experiment: str) -> None:
-    """Dummy data sizes stand in for the datamodule (which may need downloaded data)."""
     cfg = compose_train(f"experiment={experiment}", "model.n_layers=1")
     assert cfg.data._target_ and cfg.task._target_ and cfg.trainer._target_
-    model = instantiate(cfg.model, d_input=3, d_output=2, l_max=32, vocab_size=None)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    check_config(cfg)  # every key is an argument of its target, every value of its type
+    assert build_model(cfg) > 0
 
 
 def test_default_is_s4_on_mnist1d(compose_train) -> None:
     cfg = compose_train()
     assert cfg.name == "mnist1d/s4"
     assert cfg.data._target_ == "s4lab.data.mnist1d.MNIST1D"
-    assert cfg.model.layer._target_ == "s4lab.models.block.S4Block" and cfg.model.layer.mode == "s4"
+    assert cfg.model.layer._target_ == "s4lab.models.block.S4Block"
+    assert cfg.model.layer.kernel._target_ == "s4lab.models.s4.S4Kernel"
 
 
 @pytest.mark.parametrize("override", ["model.d_modle=3", "trainer.max_epoch=3", "optimizer.lrr=1"])
@@ -68,8 +81,8 @@ def test_unknown_experiment_lists_the_available_ones() -> None:
 def test_option_groups_compose(compose_train, overrides: list[str]) -> None:
     cfg = compose_train(*overrides)
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
-    model = instantiate(cfg.model, d_input=1, d_output=2, l_max=8, vocab_size=None)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    check_config(cfg)
+    assert build_model(cfg) > 0
 
 
 def test_data_dir_follows_env(monkeypatch) -> None:
@@ -78,4 +91,43 @@ def test_data_dir_follows_env(monkeypatch) -> None:
     with initialize(version_base="1.3", config_path="../configs"):
         cfg = compose("train")
     assert cfg.paths.data_dir == "/somewhere/else"
-    assert cfg.data.data_dir == "/somewhere/else"
+    assert cfg.data.data_dir == "/somewhere/else/mnist1d"
+
+
+def test_every_data_dir_is_the_dataset_folder() -> None:
+    """One rule for data_dir in every configs/data yaml: the dataset's own folder."""
+    for path in sorted((CONFIGS / "data").rglob("*.yaml")):
+        cfg = OmegaConf.to_container(OmegaConf.load(path))  # unresolved: ${...} stay text
+        if "data_dir" in cfg:  # generated datasets read no files
+            folder = cfg["data_dir"]
+            assert folder.startswith("${paths.data_dir}/") and folder.count("/") == 1, path
+        assert cfg["num_workers"] is None and cfg["track_test"] == "${track_test}", path
+
+
+KERNEL = r"model\.layer\.kernel"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=abc", r"optimizer\.lr: expected float \| torch\.Tensor, got 'abc' \(str\)"),
+        ("model.d_model=abc", r"model\.d_model: expected int, got 'abc' \(str\)"),
+        ("model.n_layers=2.5", r"model\.n_layers: expected int, got 2\.5 \(float\)"),
+        ("model.layer.kernel.d_state=abc", KERNEL + r"\.d_state: expected int, got 'abc'"),
+        ("model.layer.kernel.dt_min=[1]", KERNEL + r"\.dt_min: expected float, got \[1\]"),
+        ("trainer.max_epochs=true", r"trainer\.max_epochs: expected (Optional\[int\]|int \| None)"),
+        ("data.track_test=maybe", r"data\.track_test: expected bool, got 'maybe'"),
+        ("train=maybe", r"train: expected bool, got 'maybe' \(str\)"),
+        ("+optimizer.lrr=1", r"optimizer\.lrr: \S+AdamW takes no argument 'lrr' \(did you mean lr"),
+        (
+            "model.layer.kernel.dt_transform=tanh",
+            KERNEL + r"\.dt_transform: expected Literal\['exp', 'softplus'\], got 'tanh'",
+        ),
+        ("task.head.pool=max", r"task\.head\.pool: expected Literal\['mean', 'last'\], got 'max'"),
+    ],
+)
+def test_a_value_of_the_wrong_type_fails_before_anything_is_built(
+    compose_train, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train(override))

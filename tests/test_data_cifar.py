@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, train_checked
 from PIL import Image
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.cifar import CIFAR10, random_crop_flip, read_batch
-from s4lab.train import train
 
 N_PER_BATCH = 4  # 5 train batches -> 20 train images; 4 test images
 
@@ -184,4 +183,4 @@ def test_one_training_step_through_train(compose_train, tmp_path, experiment, ex
         "data.batch_size_eval=4",
         *extra,
     )
-    train(cfg)
+    train_checked(cfg)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, train_checked
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.ett import ETT, ett_borders, time_features
@@ -51,7 +52,8 @@ def etth_root(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 def make(root: Path, **kwargs) -> ETT:
-    dm = ETT(data_dir=str(root), **({"seq_len": 48, "horizon": 24} | kwargs))
+    """The ETT datamodule of a data root (its data_dir is the root's informer/ folder), set up."""
+    dm = ETT(data_dir=str(root / "informer"), **({"seq_len": 48, "horizon": 24} | kwargs))
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -163,7 +165,7 @@ def test_explicit_path_overrides_data_dir(etth_root, tmp_path):
 
 
 def test_missing_file_names_path_and_prepare_command(tmp_path):
-    dm = ETT(data_dir=str(tmp_path), variant="ETTh2")
+    dm = ETT(data_dir=str(tmp_path / "informer"), variant="ETTh2")
     with pytest.raises(MissingDataError) as e:
         dm.prepare_data()
     assert str(tmp_path / "informer/etth/ETTh2.csv") in str(e.value)
@@ -223,29 +225,16 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.mark.parametrize("experiment", ["forecasting/etth1", "forecasting/etth1_multivariate"])
-def test_one_training_step_through_train(etth_root, tmp_path, capsys, experiment):
-    from hydra import compose, initialize_config_dir
-
-    from s4lab.train import train
-
+def test_one_training_step_through_train(compose_train, etth_root, capsys, experiment):
     root, _ = etth_root
-    overrides = [
+    cfg = compose_train(
+        *TINY,
         f"experiment={experiment}",
         "debug=fdr",
         f"paths.data_dir={root}",
-        f"paths.output_dir={tmp_path}",
-        "name=test",
-        "trainer.accelerator=cpu",
-        "~logger",
-        "~callbacks",
         "data.seq_len=48",
         "data.horizon=24",
-        "model.d_model=8",
-        "model.n_layers=1",
-        "model.layer.d_state=4",
-    ]
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose("train", overrides=overrides)
-    train(cfg)
+    )
+    train_checked(cfg)
     mse = re.search(r"test/mse = (\S+),", capsys.readouterr().out)  # train() reports test metrics
     assert mse is not None and math.isfinite(float(mse.group(1)))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, train_checked
+from pytorch_lightning import Callback
 
 from s4lab.data.aan import AAN
 from s4lab.data.base import MissingDataError
@@ -262,34 +264,46 @@ def test_aan_missing_names_path_and_command(tmp_path):
         AAN(str(tmp_path / "aan")).setup("fit")
 
 
-# One training step through train(cfg) per experiment, on the fixtures above
+# Training through train(cfg) per experiment, on the fixtures above
+
+
+class TrainLosses(Callback):
+    """The training loss of every step."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
 
 
 @pytest.mark.parametrize(
     ("experiment", "write"),
     [("lra/listops", write_listops), ("lra/imdb", write_imdb), ("lra/aan", write_aan)],
 )
-def test_experiment_trains_one_step_on_fixture(tmp_path, experiment, write):
-    from hydra import compose, initialize
-
-    from s4lab.train import train
-
+def test_experiment_fits_its_fixture(compose_train, tmp_path, experiment, write):
+    """The recipe's model (tiny, constant lr) fits the whole training fixture in one batch:
+    the loss falls to a quarter of its first value within 40 steps."""
     write(tmp_path / "data")
-    overrides = [
+    cfg = compose_train(
+        *TINY,
         f"experiment={experiment}",
         f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.output_dir={tmp_path / 'run'}",
-        f"name={experiment}",  # no Hydra run here to fill ${hydra:...}
-        "debug=fdr",  # one train, val and test batch
-        "test=false",  # keep val/acc as the returned metric
-        "trainer.accelerator=cpu",
-        "model.d_model=8",
-        "model.n_layers=1",
-        "model.layer.d_state=4",
-        "data.batch_size=2",
-        "data.batch_size_eval=2",
-    ]
-    with initialize(version_base="1.3", config_path="../configs"):
-        cfg = compose("train", overrides=overrides)
-    val_acc = train(cfg)
-    assert val_acc is not None and 0.0 <= val_acc <= 1.0
+        "trainer.max_epochs=40",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.check_val_every_n_epoch=40",  # validate once, at the end
+        "test=false",
+        "data.batch_size=8",  # every training example in one batch
+        "data.batch_size_eval=8",
+        "model.d_model=16",
+        "model.dropout=0",
+        "optimizer.lr=0.01",
+        "optimizer.weight_decay=0",
+        "~scheduler",  # the recipes warm up over thousands of steps
+        "callbacks.model_checkpoint=null",
+        "callbacks.last_checkpoint=null",
+    )
+    record = TrainLosses()
+    train_checked(cfg, callbacks=[record])
+    assert len(record.losses) == 40
+    assert min(record.losses[-5:]) < 0.25 * record.losses[0], record.losses

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, train_checked
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.mnist import MNIST, FashionMNIST, bitreversal_permutation, read_idx
-from s4lab.train import train
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -161,4 +160,4 @@ def test_one_training_step_through_train(compose_train, tmp_path, experiment):
         "data.batch_size=4",
         "data.batch_size_eval=4",
     )
-    train(cfg)
+    train_checked(cfg)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, train_checked
 from PIL import Image
 
+from s4lab.data import pathfinder
 from s4lab.data.base import MissingDataError
 from s4lab.data.pathfinder import Pathfinder, read_metadata
-from s4lab.train import train
 
 BATCHES = (2, 10)
 PER_BATCH = 6
@@ -49,13 +49,14 @@ def metadata_rows(batch: int, n: int) -> list[list[str]]:
 
 
 def write_pathfinder(
-    data_dir: Path,
+    folder: Path,
     resolution: int = 32,
     batches: tuple[int, ...] = BATCHES,
     per_batch: int = PER_BATCH,
 ) -> Path:
-    """Write the published layout under data_dir/pathfinder/; return the difficulty folder."""
-    root = data_dir / "pathfinder" / f"pathfinder{resolution}" / "curv_contour_length_14"
+    """Write the published layout under the dataset folder (the datamodule's data_dir, the
+    release's pathfinder/); return the difficulty folder."""
+    root = folder / f"pathfinder{resolution}" / "curv_contour_length_14"
     (root / "metadata").mkdir(parents=True, exist_ok=True)
     for k, batch in enumerate(batches):
         (root / "imgs" / str(batch)).mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,8 @@ def expected(resolution: int = 32) -> tuple[list[np.ndarray], list[int]]:
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    write_pathfinder(tmp_path)
-    return tmp_path
+    write_pathfinder(tmp_path / "pathfinder")
+    return tmp_path / "pathfinder"
 
 
 def test_shapes_dtypes_sizes(data_dir: Path) -> None:
@@ -117,10 +118,31 @@ def test_split_is_random_split_seeded_42(data_dir: Path) -> None:
     assert list(dm.data_test.indices) == perm[10:]
 
 
-def test_official_split_sizes_at_full_scale() -> None:
+def test_official_split_at_full_scale_through_the_loaders(monkeypatch, tmp_path: Path) -> None:
+    """200k images through setup() and the loaders: 160k / 20k / 20k, the official seed-42 split.
+
+    The decoded-image cache is replaced by one black image broadcast 200k times, labelled with
+    each image's index, so the labels a loader yields say which images it holds.
+    """
     n = 200_000
-    n_val, n_test = int(0.1 * n), int(0.1 * n)
-    assert (n - n_val - n_test, n_val, n_test) == (160_000, 20_000, 20_000)
+    data = {
+        "images": torch.zeros(1, 32, 32, dtype=torch.uint8).expand(n, 32, 32),
+        "labels": torch.arange(n),
+    }
+    monkeypatch.setattr(pathfinder, "cached", lambda **_: data)
+    monkeypatch.setattr(Pathfinder, "_cache_args", lambda self: {})
+    dm = Pathfinder(str(tmp_path), batch_size=64, batch_size_eval=10_000, seed=7)
+    dm.setup("fit")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(42))
+    train = dm.train_dataloader()
+    assert len(train.dataset) == 160_000 and len(train) == 2500
+    x, y = next(iter(train))
+    assert x.shape == (64, 1024, 1) and set(y.tolist()) <= set(perm[:160_000].tolist())
+    for loader, part in (
+        (dm.val_dataloader(), perm[160_000:180_000]),
+        (dm.test_dataloader(), perm[180_000:]),
+    ):
+        assert torch.equal(torch.cat([y for _, y in loader]), part)
 
 
 def test_center_and_tokenize(data_dir: Path) -> None:
@@ -158,11 +180,11 @@ def test_pathx_resolution_128(tmp_path: Path) -> None:
 
 def test_cache_reused_and_rebuilt_on_change(data_dir: Path) -> None:
     Pathfinder(str(data_dir)).setup("fit")
-    cache = data_dir / "pathfinder" / "cache"
+    cache = data_dir / "cache"
     assert len(list(cache.glob("pathfinder32-*.pt"))) == 1
     Pathfinder(str(data_dir)).setup("fit")
     assert len(list(cache.glob("pathfinder32-*.pt"))) == 1  # same key, loaded
-    png = data_dir / "pathfinder/pathfinder32/curv_contour_length_14/imgs/2/sample_0.png"
+    png = data_dir / "pathfinder32/curv_contour_length_14/imgs/2/sample_0.png"
     Image.fromarray(np.full((32, 32), 200, np.uint8)).save(png)
     dm = Pathfinder(str(data_dir))
     dm.setup("fit")
@@ -180,14 +202,14 @@ def test_missing_data_names_path_and_command(tmp_path: Path) -> None:
 
 
 def test_missing_image_names_the_file(data_dir: Path) -> None:
-    (data_dir / "pathfinder/pathfinder32/curv_contour_length_14/imgs/10/sample_3.png").unlink()
+    (data_dir / "pathfinder32/curv_contour_length_14/imgs/10/sample_3.png").unlink()
     with pytest.raises(MissingDataError, match="imgs/10/sample_3.png"):
         Pathfinder(str(data_dir)).setup("fit")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_png_names_the_file(data_dir: Path, damage: str) -> None:
-    png = data_dir / "pathfinder/pathfinder32/curv_contour_length_14/imgs/10/sample_1.png"
+    png = data_dir / "pathfinder32/curv_contour_length_14/imgs/10/sample_1.png"
     good = png.read_bytes()
     png.write_bytes(b"not a png at all" if damage == "garbage" else good[: len(good) // 2])
     with pytest.raises(ValueError, match=r"imgs/10/sample_1\.png: corrupt or truncated PNG"):
@@ -195,7 +217,7 @@ def test_corrupt_png_names_the_file(data_dir: Path, damage: str) -> None:
 
 
 def test_wrong_image_size_says_what_was_expected(data_dir: Path) -> None:
-    png = data_dir / "pathfinder/pathfinder32/curv_contour_length_14/imgs/2/sample_1.png"
+    png = data_dir / "pathfinder32/curv_contour_length_14/imgs/2/sample_1.png"
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(png)
     with pytest.raises(ValueError, match=r"sample_1\.png: expected a 32x32 image, got 16x16"):
         Pathfinder(str(data_dir)).setup("fit")
@@ -213,7 +235,7 @@ def test_wrong_image_size_says_what_was_expected(data_dir: Path) -> None:
 def test_wrong_metadata_format_says_what_was_expected(
     data_dir: Path, content: bytes | str, message: str
 ) -> None:
-    meta = data_dir / "pathfinder/pathfinder32/curv_contour_length_14/metadata/2.npy"
+    meta = data_dir / "pathfinder32/curv_contour_length_14/metadata/2.npy"
     if content == "npy-float":
         np.save(meta, np.zeros((6, 11)))
     else:
@@ -223,7 +245,7 @@ def test_wrong_metadata_format_says_what_was_expected(
 
 
 def test_metadata_name_must_be_integer(data_dir: Path) -> None:
-    meta = data_dir / "pathfinder/pathfinder32/curv_contour_length_14/metadata"
+    meta = data_dir / "pathfinder32/curv_contour_length_14/metadata"
     (meta / "2.npy").rename(meta / "two.npy")
     with pytest.raises(ValueError, match=r"expected metadata files named <k>\.npy with integer k"):
         Pathfinder(str(data_dir)).setup("fit")
@@ -243,7 +265,7 @@ def test_bad_arguments() -> None:
 def test_one_training_step_through_train(
     compose_train, tmp_path: Path, experiment: str, resolution: int
 ) -> None:
-    write_pathfinder(tmp_path / "data", resolution=resolution)
+    write_pathfinder(tmp_path / "data" / "pathfinder", resolution=resolution)
     cfg = compose_train(
         *TINY,
         "debug=fdr",
@@ -252,4 +274,4 @@ def test_one_training_step_through_train(
         "data.batch_size=4",
         "data.batch_size_eval=4",
     )
-    train(cfg)
+    train_checked(cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, train_checked
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.mfcc import dct_matrix, hz_to_mel, mel_filterbank, mel_to_hz, mfcc
@@ -18,7 +18,6 @@ from s4lab.data.speech_commands import (
     read_wav,
     stratified_split,
 )
-from s4lab.train import train
 
 CLIPS_PER_WORD = 4
 
@@ -250,7 +249,7 @@ def test_one_training_step_through_train(compose_train, sc_root, experiment):
         "data.batch_size=4",
         "data.batch_size_eval=4",
     )
-    train(cfg)  # sc10_raw and sc35_raw also evaluate at half rate (task.eval_rates [1, 2])
+    train_checked(cfg)  # sc10_raw and sc35_raw also evaluate at half rate (task.eval_rates [1, 2])
 
 
 def mfcc_reference(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, train_checked
 
 from s4lab.data.synthetic.adding import Adding
 from s4lab.data.synthetic.associative_recall import AssociativeRecall
@@ -166,8 +166,7 @@ def test_bad_sizes_are_refused():
         AssociativeRecall(n_tokens=3)
 
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = {  # experiment -> data overrides that make one step take well under a second
+FAST = {  # experiment -> data overrides that make one step take well under a second
     "synthetic/copying": ["data.l_memorize=4", "data.n_tokens=10"],
     "synthetic/selective_copying": ["data.l_noise=20", "data.l_memorize=4"],
     "synthetic/adding": ["data.l_seq=20"],
@@ -177,28 +176,9 @@ TINY = {  # experiment -> data overrides that make one step take well under a se
 }
 
 
-@pytest.mark.parametrize("experiment", sorted(TINY))
-def test_one_training_step_through_train(tmp_path, capsys, experiment):
-    from hydra import compose, initialize_config_dir
-
-    from s4lab.train import train
-
-    overrides = [
-        f"experiment={experiment}",
-        "debug=fdr",
-        f"paths.data_dir={tmp_path}",
-        f"paths.output_dir={tmp_path}",
-        "name=test",
-        "trainer.accelerator=cpu",
-        "~logger",
-        "~callbacks",
-        "model.d_model=8",
-        "model.n_layers=1",
-        "model.layer.d_state=4",
-        *TINY[experiment],
-    ]
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose("train", overrides=overrides)
-    train(cfg)
+@pytest.mark.parametrize("experiment", sorted(FAST))
+def test_one_training_step_through_train(compose_train, capsys, experiment):
+    cfg = compose_train(*TINY, f"experiment={experiment}", "debug=fdr", *FAST[experiment])
+    train_checked(cfg)
     loss = re.search(r"test/(?:loss|mse) = (\S+),", capsys.readouterr().out)  # the test report
     assert loss is not None and math.isfinite(float(loss.group(1)))

@@ -5,12 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, train_checked
 from torch.utils.data import DataLoader
 
 from s4lab.data.base import MissingDataError
 from s4lab.data.wt103 import LMOrderedIterator, WikiText103, build_vocab
-from s4lab.train import train
 
 TRAIN = [
     " \n",
@@ -103,7 +102,8 @@ def test_loaders_use_the_trainer_rank(tmp_path):
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (2, 8) and y.shape == (2, 8) and x.dtype == y.dtype == torch.int64
     T = len(dm.data_train) // 4
-    dm.trainer = SimpleNamespace(global_rank=1, world_size=2)
+    cpu = SimpleNamespace(root_device=torch.device("cpu"))
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2, num_devices=2, strategy=cpu)
     x1, _ = next(iter(dm.train_dataloader()))
     assert torch.equal(x1, dm.data_train[: 4 * T].view(4, T)[2:4, :8])
     assert next(iter(dm.val_dataloader()))[0].shape == (1, 5)  # 12 tokens / 2 rows, minus 1
@@ -171,4 +171,4 @@ def test_one_training_step_through_train(compose_train, tmp_path):
         "data.l_max=8",
         "trainer.precision=32-true",  # the recipe's 16-mixed needs a GPU
     )
-    train(cfg)
+    train_checked(cfg)

@@ -55,4 +55,4 @@ def test_datamodule_splits_and_sizes(tmp_path):
     assert (len(dm.data_train), len(dm.data_val), len(dm.data_test)) == (3600, 400, 1000)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 40, 1) and x.dtype == torch.float32 and y.dtype == torch.int64
-    assert list((tmp_path / "mnist1d" / "cache").glob("mnist1d-*.pt"))  # cached for next time
+    assert list((tmp_path / "cache").glob("mnist1d-*.pt"))  # cached for next time

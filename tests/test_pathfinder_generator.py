@@ -39,7 +39,7 @@ def test_published_layout_read_by_the_loader(tmp_path: Path) -> None:
     assert fields[4:9] == ["1.0", "14", "4", "2", "0.5"] and fields[10] == "1"
     with Image.open(root / "imgs" / "0" / "sample_3.png") as im:
         assert (im.mode, im.size) == ("L", (32, 32))
-    dm = Pathfinder(str(tmp_path), val_split=0.0, test_split=0.0)
+    dm = Pathfinder(str(tmp_path / "pathfinder"), val_split=0.0, test_split=0.0)
     dm.setup("fit")
     assert len(dm.data_train) == 12
     assert dm.data_train.dataset.labels.tolist() == [int(line.split()[3]) for line in lines]
@@ -259,7 +259,7 @@ def test_balance_and_statistics_over_2000_images(tmp_path: Path) -> None:
     0.108 of 255, lit-pixel fraction 0.45.
     """
     root = pf.generate(tmp_path / "pathfinder", resolution=32, n=2000, seed=0, workers=2)
-    dm = Pathfinder(str(tmp_path), val_split=0.0, test_split=0.0)
+    dm = Pathfinder(str(tmp_path / "pathfinder"), val_split=0.0, test_split=0.0)
     dm.setup("fit")
     images = dm.data_train.dataset.images.float() / 255
     assert images.shape == (2000, 32, 32) and root.is_dir()

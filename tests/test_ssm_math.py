@@ -1,6 +1,7 @@
 """The SSM math (s4lab.ssm) against slow references, in float64.
 
-Facts: HiPPO NPLR forms reconstruct A; the chunked Cauchy/Vandermonde kernels equal their
+Facts: the HiPPO matrices are the official ones (entries pinned at small N; legt and fout at
+half scale); HiPPO NPLR forms reconstruct A; the chunked Cauchy/Vandermonde kernels equal their
 materialized references in values and gradients, whatever the chunk size; the DPLR generating
 function kernel equals the dense bilinear recurrence; FFT convolution equals the recurrence.
 """
@@ -14,6 +15,7 @@ from s4lab.ssm import backend as backend_module
 from s4lab.ssm.cauchy import cauchy, cauchy_ref
 from s4lab.ssm.diag_init import diag_init
 from s4lab.ssm.discretize import discretize_dense, discretize_diag
+from s4lab.ssm.dplr import double_C, dplr_dense, truncate_C, untruncate_C
 from s4lab.ssm.fftconv import fft_conv, two_sided_kernel
 from s4lab.ssm.hippo import HIPPO_INITS, nplr, rank_correction, transition
 from s4lab.ssm.kernels import s4_kernel, s4d_kernel
@@ -47,15 +49,88 @@ def test_nplr_reconstructs_A(init, N):
     torch.testing.assert_close(P[:, half:], P[:, :half].conj())
 
 
-def test_legs_matrix_entries():
-    A, B = transition("legs", 4)
-    assert A[2, 0] == -math.sqrt(5 * 1) and A[1, 1] == -2 and A[0, 3] == 0
-    assert B[3] == math.sqrt(7)
+r3, r5, r15 = math.sqrt(3), math.sqrt(5), math.sqrt(15)
+s2, pi = math.sqrt(2), math.pi
+# The official hippo.transition matrices at small N (see the s4lab.ssm.hippo docstring).
+PUBLISHED = {
+    "legs": (
+        [[-1, 0, 0], [-r3, -2, 0], [-r5, -r15, -3]],
+        [1, r3, r5],
+    ),
+    "legt": (  # half the full-scale LegT, as the official `legt`
+        [[-0.5, r3 / 2, -r5 / 2], [-r3 / 2, -1.5, r15 / 2], [-r5 / 2, -r15 / 2, -2.5]],
+        [0.5, r3 / 2, r5 / 2],
+    ),
+    "lagt": (
+        [[-0.5, 0, 0], [-1, -0.5, 0], [-1, -1, -0.5]],
+        [1, 1, 1],
+    ),
+    "fout": (
+        [
+            [-1, 0, -s2, 0, -s2, 0],
+            [0, 0, 0, 0, 0, 0],
+            [-s2, 0, -2, -pi, -2, 0],
+            [0, 0, pi, 0, 0, 0],
+            [-s2, 0, -2, 0, -2, -2 * pi],
+            [0, 0, 0, 0, 2 * pi, 0],
+        ],
+        [1, 0, s2, 0, s2, 0],
+    ),
+}
+
+
+@pytest.mark.parametrize("init", HIPPO_INITS)
+def test_hippo_matrices_are_the_official_ones(init):
+    A_ref, B_ref = (torch.tensor(x, dtype=torch.float64) for x in PUBLISHED[init])
+    A, B = transition(init, len(B_ref))
+    torch.testing.assert_close(A, A_ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(B, B_ref, atol=1e-12, rtol=0)
+
+
+def test_legt_is_half_of_the_lmu_matrix():
+    """Official `lmu` (Voelker's LMU): A_nk = (2n+1)·(-1 if n < k else (-1)^(n-k+1)),
+    B_n = (-1)^n (2n+1). With D = diag((-1)^n √(2n+1)): D⁻¹ A_lmu D = 2 A_legt and
+    D⁻¹ B_lmu = 2 B_legt: our (the official) legt is LegT at half the time scale (θ = 2)."""
+    N = 6
+    n = torch.arange(N, dtype=torch.float64)
+    i, k = n[:, None], n[None, :]
+    A_lmu = (2 * i + 1) * torch.where(i < k, -1.0, (-1.0) ** (i - k + 1))
+    B_lmu = (-1.0) ** n * (2 * n + 1)
+    D = (-1.0) ** n * torch.sqrt(2 * n + 1)
+    A, B = transition("legt", N)
+    torch.testing.assert_close(A_lmu / D[:, None] * D[None, :], 2 * A)
+    torch.testing.assert_close(B_lmu / D, 2 * B)
+
+
+@pytest.mark.parametrize("init", HIPPO_INITS)
+def test_rank_correction_makes_A_normal(init):
+    A, _ = transition(init, 8)
+    P = rank_correction(init, 8)
+    S = A + P.T @ P
+    torch.testing.assert_close(S @ S.T, S.T @ S)
+    assert P.shape[0] == (2 if init == "legt" else 1)
+    torch.testing.assert_close(rank_correction(init, 8, rank=3)[: P.shape[0]], P)
+    with pytest.raises(ValueError, match="rank = 0 is too small"):
+        rank_correction(init, 8, rank=0)
+
+
+def test_legs_rank_correction_and_spectrum():
     torch.testing.assert_close(
         rank_correction("legs", 4)[0], torch.sqrt(torch.arange(4.0) + 0.5).double()
     )
     Lambda = nplr("legs", 16)[0]
     torch.testing.assert_close(Lambda.real, torch.full((16,), -0.5, dtype=torch.float64))
+
+
+def test_nplr_modes_conjugate_the_official_ones():
+    """The kept eigenvectors are the conjugates of eigh's for Im < 0 (what the official keeps)."""
+    A, _ = transition("legs", 8)
+    S = A + rank_correction("legs", 8).T @ rank_correction("legs", 8)
+    w, V_eigh = torch.linalg.eigh(-1j * (S + 0.5 * torch.eye(8, dtype=torch.float64)))
+    Lambda, _, _, V = nplr("legs", 8)
+    torch.testing.assert_close(V[:, :4], V_eigh[:, :4].conj())
+    torch.testing.assert_close(Lambda[:4].imag, -w[:4])
+    assert (Lambda[:4].imag > 0).all()
 
 
 def test_diag_inits():
@@ -196,3 +271,18 @@ def test_two_sided_conv_definition():
 def test_fft_conv_rejects_wrong_kernel_length():
     with pytest.raises(ValueError, match="must be L = 8 or 2L = 16"):
         fft_conv(torch.zeros(1, 2, 8), torch.zeros(1, 2, 5))
+
+
+def test_c_tilde_doubling_and_inverse():
+    """C̃(L) (I + Ā^L) = C̃(2L) and C̃ (I - Ā^L)⁻¹ = C, on the dense DPLR SSM (float64)."""
+    dt, Lambda, P, B, C = _dplr_params("legs")
+    dA, dB = dplr_dense(dt, Lambda, P, B)
+    dA_L = torch.linalg.matrix_power(dA, 16)
+    C_tilde = truncate_C(C, dA_L)
+    doubled = double_C(C_tilde, dA_L)
+    torch.testing.assert_close(doubled, truncate_C(C, dA_L @ dA_L))
+    torch.testing.assert_close(untruncate_C(C_tilde, dA_L), both_halves(C))
+    K = s4_kernel(dt, Lambda, P, B, doubled, 32)
+    torch.testing.assert_close(
+        K, ssm_kernel_ref(dA, dB, both_halves(C), 32), atol=1e-12, rtol=1e-10
+    )

@@ -69,13 +69,14 @@ class AAN(TokenDataModule):
         data_dir: str,
         batch_size: int = 64,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
         l_max: int = 4000,
         min_freq: int = 1,
         append_eos: bool = True,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         self.l_max = l_max
         self.min_freq = min_freq
         self.append_eos = append_eos

@@ -2,11 +2,14 @@
 
 A second run with the same config and unchanged source files loads the cached tensors; any
 change to either (an edited file, another vocabulary threshold) builds a new entry.
+Datamodules build entries in `prepare_data()`, which Lightning runs on one process per node
+before the others call `setup()`, so no locking is needed. An entry is written to a temporary
+file and renamed, so a crash never leaves a torn cache, and two nodes writing the same entry on
+a shared file system each rename a complete file.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -35,6 +38,32 @@ def cache_key(config: dict[str, Any], sources: Iterable[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_path(cache_dir: Path, name: str, config: dict[str, Any], sources: Iterable[Path]) -> Path:
+    """`cache_dir/name-<key>.pt`, the entry for this config and these source files."""
+    return Path(cache_dir) / f"{name}-{cache_key(config, sources)}.pt"
+
+
+def _save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{socket.gethostname()}-{os.getpid()}")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def prepare_cache(
+    build: Callable[[], Any],
+    cache_dir: Path,
+    name: str,
+    config: dict[str, Any],
+    sources: Iterable[Path],
+) -> Path:
+    """Build and save the entry unless it exists (it is not loaded): for `prepare_data()`."""
+    path = cache_path(cache_dir, name, config, sources)
+    if not path.exists():
+        _save(build(), path)
+    return path
+
+
 def cached(
     build: Callable[[], Any],
     cache_dir: Path,
@@ -42,22 +71,10 @@ def cached(
     config: dict[str, Any],
     sources: Iterable[Path],
 ) -> Any:
-    """Return `build()`, loading it from `cache_dir/name-<key>.pt` when that entry exists.
-
-    One process builds an entry while the others (DDP ranks set up at once) wait on a file lock
-    and then load it. The entry is written to a temporary file and renamed, so a crash never
-    leaves a torn cache.
-    """
-    path = Path(cache_dir) / f"{name}-{cache_key(config, sources)}.pt"
+    """Load the entry from `cache_dir/name-<key>.pt`, building and saving it first if missing."""
+    path = cache_path(cache_dir, name, config, sources)
     if path.exists():
         return torch.load(path, weights_only=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():  # built by another process while this one waited
-            return torch.load(path, weights_only=False)
-        obj = build()
-        tmp = path.with_suffix(f".tmp-{socket.gethostname()}-{os.getpid()}")
-        torch.save(obj, tmp)
-        tmp.replace(path)
+    obj = build()
+    _save(obj, path)
     return obj

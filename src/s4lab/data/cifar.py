@@ -127,13 +127,14 @@ class CIFAR10(SequenceDataModule):
         data_dir: str,
         batch_size: int = 50,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
         grayscale: bool = False,
         augment: bool = False,
         val_split: float = 0.1,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         if not 0.0 < val_split < 1.0:
             raise ValueError(f"val_split must lie in (0, 1); got {val_split}")
         self.grayscale, self.augment, self.val_split = grayscale, augment, val_split

@@ -1,7 +1,8 @@
 """ETT (Electricity Transformer Temperature) forecasting under the Informer protocol.
 
-Files: `<data_dir>/informer/etth/ETTh{1,2}.csv` (hourly) and
-`<data_dir>/informer/ettm/ETTm1.csv` (15-minute), or any such file given as `path`;
+Files: `<data_dir>/etth/ETTh{1,2}.csv` (hourly) and `<data_dir>/ettm/ETTm1.csv` (15-minute),
+where data_dir is the `informer/` folder of the official data tree, or any such file given as
+`path`;
 header `date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT`, dates `YYYY-MM-DD HH:MM:SS`, target column OT.
 
 Borders, with a "month" of m = 30·24 rows (hourly) or 30·24·4 rows (15-minute):
@@ -175,10 +176,11 @@ class ETT(SequenceDataModule):
         horizon: int = 96,
         batch_size: int = 32,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant!r}; expected one of {VARIANTS}")
         if features not in FEATURES:
@@ -190,7 +192,7 @@ class ETT(SequenceDataModule):
         if seq_len < 1 or horizon < 1:
             raise ValueError(f"seq_len={seq_len}, horizon={horizon}; both must be >= 1")
         folder = "etth" if variant.startswith("ETTh") else "ettm"
-        self.path = Path(path) if path else self.data_dir / "informer" / folder / f"{variant}.csv"
+        self.path = Path(path) if path else self.data_dir / folder / f"{variant}.csv"
         self.variant, self.features, self.target, self.timeenc = variant, features, target, timeenc
         self.seq_len, self.horizon = seq_len, horizon
         self.l_max = seq_len + horizon

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import TensorDataset, random_split
 
 from s4lab.data.base import SequenceDataModule
-from s4lab.data.cache import cached
+from s4lab.data.cache import cached, prepare_cache
 
 # The 10 published 12-point digit templates (mnist1d `get_templates`), before whitening.
 TEMPLATES = np.array(
@@ -100,7 +100,10 @@ def make_mnist1d(
 
 
 class MNIST1D(SequenceDataModule):
-    """MNIST-1D as (B, 40, 1) float sequences with 10 classes; val is held out from train."""
+    """MNIST-1D as (B, 40, 1) float sequences with 10 classes; val is held out from train.
+
+    Generated in `prepare_data()` into `data_dir/cache/` (data_dir: this dataset's folder).
+    """
 
     baselines = BASELINES  # published test accuracies (%), printed next to ours after training
 
@@ -109,24 +112,32 @@ class MNIST1D(SequenceDataModule):
         data_dir: str,
         batch_size: int = 64,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
         val_size: int = 400,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         self.val_size = val_size
         self.d_input, self.d_output, self.l_max = 1, 10, 40
+
+    def _cache_args(self) -> dict:
+        """Arguments of `cached` / `prepare_cache` for this dataset."""
+        return {
+            "build": make_mnist1d,
+            "cache_dir": self.data_dir / "cache",
+            "name": "mnist1d",
+            "config": {"seed": 42, "version": 1},
+            "sources": [],
+        }
+
+    def prepare_data(self) -> None:
+        prepare_cache(**self._cache_args())
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
             return
-        data = cached(
-            make_mnist1d,
-            self.data_dir / "mnist1d" / "cache",
-            "mnist1d",
-            {"seed": 42, "version": 1},
-            [],
-        )
+        data = cached(**self._cache_args())
 
         def tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
             return TensorDataset(torch.tensor(x, dtype=torch.float32)[..., None], torch.tensor(y))

@@ -1,7 +1,7 @@
 """LRA Pathfinder (32×32, L = 1024) and Path-X (128×128, L = 16384): are the two markers connected?
 
 Layout (LRA release, or `prepare_data.py pathfinder|pathx --generate`), R = resolution:
-`<data_dir>/pathfinder/pathfinder<R>/<difficulty>/metadata/<k>.npy` and `imgs/<k>/sample_<i>.png`
+`<data_dir>/pathfinder<R>/<difficulty>/metadata/<k>.npy` and `imgs/<k>/sample_<i>.png`
 (8-bit grayscale). A metadata row is `imgs/<k> sample_<i>.png <i> <label> ...` (11 fields; the
 loaders use fields 0, 1 and 3), stored as plain text in the LRA release despite the .npy name, or as
 a real .npy string array by the upstream generator; both are read. Zero-byte PNGs are skipped (the
@@ -11,8 +11,9 @@ Order and split as the official S4 loader: metadata files by int(k), rows in fil
 x = pixel / 255 in [0, 1] (the S4 config, `center: false`), 2·x − 1 in [−1, 1] with `center`
 (ToTensor + Normalize(0.5, 0.5)), or pixel ids 0..255 with `tokenize`; row-major flattening to
 (L = R², 1) floats or (L,) ids. Label 1 = connected.
-All images are decoded once (Pillow) into a uint8 (N, R, R) tensor cached under
-`<data_dir>/pathfinder/cache/`, keyed by the metadata checksums and every image's size and mtime.
+data_dir is the `pathfinder/` folder (both resolutions live in it). All images are decoded once
+(Pillow), in `prepare_data()`, into a uint8 (N, R, R) tensor cached under `<data_dir>/cache/`,
+keyed by the metadata checksums and every image's size and mtime.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, random_split
 
-from s4lab.data.base import MissingDataError, SequenceDataModule, require
-from s4lab.data.cache import cached
+from s4lab.data.base import MissingDataError, SequenceDataModule, require, usable_cpus
+from s4lab.data.cache import cached, prepare_cache
 
 SPLIT_SEED = 42  # the official loader's split seed, independent of the run's seed
 NPY_MAGIC = b"\x93NUMPY"
@@ -140,8 +141,9 @@ class Pathfinder(SequenceDataModule):
         data_dir: str,
         batch_size: int = 64,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
         resolution: int = 32,
         difficulty: str = "curv_contour_length_14",
         center: bool = False,
@@ -149,7 +151,7 @@ class Pathfinder(SequenceDataModule):
         val_split: float = 0.1,
         test_split: float = 0.1,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         if difficulty not in DIFFICULTIES:
             raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
         if center and tokenize:
@@ -161,7 +163,7 @@ class Pathfinder(SequenceDataModule):
         self.resolution, self.difficulty = resolution, difficulty
         self.center, self.tokenize = center, tokenize
         self.val_split, self.test_split = val_split, test_split
-        self.root = self.data_dir / "pathfinder" / f"pathfinder{resolution}" / difficulty
+        self.root = self.data_dir / f"pathfinder{resolution}" / difficulty
         self.d_input = 256 if tokenize else 1
         self.vocab_size = 256 if tokenize else None
         self.d_output = 2
@@ -186,7 +188,8 @@ class Pathfinder(SequenceDataModule):
                     out.append((path, label, stat))
         return out
 
-    def _load(self) -> dict[str, Tensor]:
+    def _cache_args(self) -> dict:
+        """Arguments of `cached` / `prepare_cache`: all listed images, decoded by <= 8 threads."""
         listing = self._listing()
         fingerprint = hashlib.sha256()  # a changed, added or removed image rebuilds the cache
         for path, label, stat in listing:
@@ -199,27 +202,28 @@ class Pathfinder(SequenceDataModule):
             def decode(n: int) -> None:
                 images[n] = decode_png(listing[n][0], self.resolution)
 
-            with ThreadPoolExecutor(
-                min(8, os.cpu_count() or 1)
-            ) as pool:  # PNG decoding frees the GIL
+            with ThreadPoolExecutor(min(8, usable_cpus())) as pool:  # decoding frees the GIL
                 list(pool.map(decode, range(len(listing))))
             return {
                 "images": torch.from_numpy(images),  # (N, R, R) uint8
                 "labels": torch.tensor([label for _, label, _ in listing], dtype=torch.int64),
             }
 
-        return cached(
-            build,
-            cache_dir=self.data_dir / "pathfinder" / "cache",
-            name=f"pathfinder{self.resolution}-{self.difficulty}",
-            config={"resolution": self.resolution, "images": fingerprint.hexdigest()},
-            sources=metadata_files(self.root, prepare_command(self.resolution)),
-        )
+        return {
+            "build": build,
+            "cache_dir": self.data_dir / "cache",
+            "name": f"pathfinder{self.resolution}-{self.difficulty}",
+            "config": {"resolution": self.resolution, "images": fingerprint.hexdigest()},
+            "sources": metadata_files(self.root, prepare_command(self.resolution)),
+        }
+
+    def prepare_data(self) -> None:
+        prepare_cache(**self._cache_args())
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
             return
-        data = self._load()
+        data = cached(**self._cache_args())
         full = PathfinderImages(data["images"], data["labels"], self.center, self.tokenize)
         n_val, n_test = int(self.val_split * len(full)), int(self.test_split * len(full))
         self.data_train, self.data_val, self.data_test = random_split(

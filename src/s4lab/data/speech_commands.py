@@ -19,8 +19,8 @@ split depends on the file system (the Mega paper's S4 re-run gave 97.50 instead 
 files in sorted order and draw the stratified split from torch generators seeded 0 and 1, so the
 split is the same on every machine (but not the official one, which cannot be reproduced).
 Half-rate evaluation (x[:, ::2]) is done by the classification task (`eval_rates`), not here.
-Processed tensors are cached under `data_dir/cache/`, keyed by the options, the list files'
-checksums and every clip's name and size.
+Processed tensors are cached under `data_dir/cache/` by `prepare_data()`, keyed by the options,
+the list files' checksums and every clip's name and size.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from s4lab.data.base import SequenceDataModule, require
-from s4lab.data.cache import cached
+from s4lab.data.cache import cached, prepare_cache
 from s4lab.data.mfcc import mfcc
 
 PREPARE = "python scripts/prepare_data.py speech-commands"
@@ -135,12 +135,13 @@ class SpeechCommands(SequenceDataModule):
         data_dir: str,
         batch_size: int = 16,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
         all_classes: bool = False,
         mfcc: bool = False,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         self.all_classes, self.mfcc = all_classes, mfcc
         self.classes = SC35_CLASSES if all_classes else SC10_CLASSES
         self.d_input = N_MFCC if mfcc else 1
@@ -165,11 +166,6 @@ class SpeechCommands(SequenceDataModule):
         return [
             require(self.root / f"{s}_list.txt", prepare=PREPARE) for s in ("validation", "testing")
         ]
-
-    def prepare_data(self) -> None:
-        self._files()
-        if self.all_classes:
-            self._list_files()
 
     def _split(self, kept: list[str], y: Tensor) -> dict[str, Tensor]:
         """Indices of train/val/test: list files for SC35, seeded stratified 70/15/15 for SC10."""
@@ -213,23 +209,34 @@ class SpeechCommands(SequenceDataModule):
             out[f"{name}_X"], out[f"{name}_y"] = X[idx], y[idx]
         return out
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.data_train is not None:
-            return
+    def _cache_args(self) -> dict:
+        """Arguments of `cached` / `prepare_cache`; listing the clips checks the folders exist."""
         files = self._files()
         listing = hashlib.sha256()
         for rel, _ in files:
             stat = (self.root / rel).stat()  # clips share one size: the mtime tells rewrites
             listing.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        name = f"sc{len(self.classes)}_{'mfcc' if self.mfcc else 'raw'}"
         config = {
             "classes": self.classes,
             "mfcc": self.mfcc,
             "files": listing.hexdigest(),
             "version": 1,  # bump when the processing (mfcc.py, normalization) changes
         }
-        sources = self._list_files() if self.all_classes else []
-        data = cached(lambda: self._build(files), self.data_dir / "cache", name, config, sources)
+        return {
+            "build": lambda: self._build(files),
+            "cache_dir": self.data_dir / "cache",
+            "name": f"sc{len(self.classes)}_{'mfcc' if self.mfcc else 'raw'}",
+            "config": config,
+            "sources": self._list_files() if self.all_classes else [],
+        }
+
+    def prepare_data(self) -> None:
+        prepare_cache(**self._cache_args())
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        data = cached(**self._cache_args())
         self.data_train, self.data_val, self.data_test = (
             SpeechSequences(data[f"{s}_X"], data[f"{s}_y"], data["mean"], data["std"])
             for s in SPLITS

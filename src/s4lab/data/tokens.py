@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from s4lab.data.base import SequenceDataModule
-from s4lab.data.cache import cached
+from s4lab.data.cache import cached, prepare_cache
 
 PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
 SPECIALS = (PAD, UNK, EOS)
@@ -162,26 +162,30 @@ class TokenDataModule(SequenceDataModule):
     Subclasses give `cache_name`, `_sources()` -> (what `_build` reads, the files the cache is
     keyed on), `_cache_config()`, and `_build(inputs)` -> {"vocab": itos, "splits": {name:
     EncodedSplit}}. A dataset without a "val" split validates on "test" (LRA Text does).
+    `prepare_data()` builds the cache entry (once per node); `setup()` loads it on every rank.
     """
 
     cache_name: str
     vocab: Vocab | None = None
 
+    def _cache_args(self) -> dict:
+        """Arguments of `cached` / `prepare_cache`; finding the sources checks they exist."""
+        inputs, files = self._sources()
+        return {
+            "build": lambda: self._build(inputs),
+            "cache_dir": self.data_dir / "cache",
+            "name": self.cache_name,
+            "config": self._cache_config(),
+            "sources": files,
+        }
+
     def prepare_data(self) -> None:
-        """Build the cache once: Lightning runs this on one process, then setup() on all."""
-        self.setup()
+        prepare_cache(**self._cache_args())
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return
-        inputs, files = self._sources()
-        data = cached(
-            lambda: self._build(inputs),
-            self.data_dir / "cache",
-            self.cache_name,
-            self._cache_config(),
-            files,
-        )
+        data = cached(**self._cache_args())
         self.vocab = Vocab(data["vocab"])
         self.vocab_size = self.d_input = len(self.vocab)
         splits = {name: TokenDataset(encoded) for name, encoded in data["splits"].items()}

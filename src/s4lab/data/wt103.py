@@ -15,7 +15,8 @@ Windows do not overlap and come in order, so row b of consecutive batches contin
 Unlike the official iterator, rows are not rotated by a per-epoch random shift (its `roll_seed`):
 every epoch sees the same windows.
 The rank is the attached trainer's; without one, torch.distributed's once initialized, else 0 of 1.
-The encoded splits are cached under `data_dir/cache/`, keyed by the files' checksums.
+The encoded splits are cached under `data_dir/cache/` by `prepare_data()`, keyed by the files'
+checksums.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from s4lab.data.base import SequenceDataModule, require
-from s4lab.data.cache import cached
+from s4lab.data.cache import cached, prepare_cache
 
 PREPARE = "python scripts/prepare_data.py wt103"
 EOS, UNK = "<eos>", "<unk>"
@@ -147,11 +148,12 @@ class WikiText103(SequenceDataModule):
         data_dir: str,
         batch_size: int = 8,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
         l_max: int = 1024,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         self.l_max = l_max
         self.vocab: list[str] | None = None
 
@@ -163,10 +165,6 @@ class WikiText103(SequenceDataModule):
             renamed if not published.exists() and renamed.exists() else require(published, PREPARE)
         )
 
-    def prepare_data(self) -> None:
-        for split in SPLITS:
-            self.path(split)
-
     def _build(self, paths: list[Path]) -> dict:
         train_lines = read_lines(paths[0])
         vocab = build_vocab(train_lines)
@@ -177,12 +175,24 @@ class WikiText103(SequenceDataModule):
             out[split] = encode(read_lines(path), index, path)
         return out
 
+    def _cache_args(self) -> dict:
+        """Arguments of `cached` / `prepare_cache`; finding the files checks they exist."""
+        paths = [self.path(split) for split in SPLITS]
+        return {
+            "build": lambda: self._build(paths),
+            "cache_dir": self.data_dir / "cache",
+            "name": "wt103",
+            "config": {"version": 1},  # bump when the vocabulary or encoding rules change
+            "sources": paths,
+        }
+
+    def prepare_data(self) -> None:
+        prepare_cache(**self._cache_args())
+
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return
-        paths = [self.path(split) for split in SPLITS]
-        config = {"version": 1}  # bump when the vocabulary or encoding rules change
-        data = cached(lambda: self._build(paths), self.data_dir / "cache", "wt103", config, paths)
+        data = cached(**self._cache_args())
         self.vocab = data["vocab"]
         self.data_train, self.data_val, self.data_test = (data[s] for s in SPLITS)
         self.vocab_size = self.d_input = self.d_output = len(self.vocab)
@@ -193,23 +203,10 @@ class WikiText103(SequenceDataModule):
             return None, None
         return self.trainer.global_rank, self.trainer.world_size
 
-    def _lm_loader(self, tokens: Tensor | None, batch_size: int) -> DataLoader:
+    def _loader(self, tokens: Tensor | None, train: bool) -> DataLoader:
         if tokens is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not built this split yet")
         rank, world_size = self._rank()
+        batch_size = self.batch_size if train else self.batch_size_eval
         iterator = LMOrderedIterator(tokens, batch_size, self.l_max, rank, world_size)
-        return DataLoader(
-            iterator,
-            batch_size=None,  # the iterator yields whole batches
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._lm_loader(self.data_train, self.batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._lm_loader(self.data_val, self.batch_size_eval)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._lm_loader(self.data_test, self.batch_size_eval)
+        return DataLoader(iterator, batch_size=None, **self.loader_options())  # whole batches

@@ -1,19 +1,21 @@
-"""SequenceModel: encoder -> n_layers residual blocks -> final norm -> pool -> decoder.
+"""SequenceModel: encoder -> n_layers residual blocks -> final norm; features (B, L, H).
 
-Block (prenorm):  x <- x + Dropout(layer(Norm(x)))
-Block (postnorm): x <- Norm(x + Dropout(layer(x)))
+Block (prenorm):  x <- x + Dropout(layer(Norm(x), lengths))
+Block (postnorm): x <- Norm(x + Dropout(layer(x, lengths)))
 Dropout masks are tied over the sequence (one per channel and example), as the official
-experiments' `tie_dropout`.
-The layer is any module built as `layer(d_model=H, l_max=L)` with `forward(x (B, L, H), rate)`;
-for recurrent use it also has `setup_step()`, `default_state(batch_size)` and `step(x, state)`.
+experiments' `tie_dropout`. Pooling and decoding belong to the task's head
+(s4lab.models.heads), so any layer and any head combine by config.
+The layer is any module built as `layer(d_model=H, l_max=L)` with
+`forward(x (B, L, H), lengths (B,) | None, rate) -> (B, L, H)`, which keeps padded positions
+(suffix padding, l >= length) from reaching valid ones; for recurrent use it also has
+`setup_step()`, `default_state(batch_size)` and `step(x (B, H), state) -> ((B, H), state)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
 
 
@@ -45,13 +47,15 @@ class ResidualBlock(nn.Module):
         self.prenorm = prenorm
         self.dropout = nn.Dropout1d(dropout)  # on (B, H, L): zeroes whole channels
 
-    def forward(self, x: Tensor, rate: float = 1.0) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
+        """x (B, L, H), lengths (B,) -> (B, L, H)."""
         z = self.norm(x) if self.prenorm else x
-        y = self.layer(z, rate=rate)  # (B, L, H)
+        y = self.layer(z, lengths=lengths, rate=rate)  # (B, L, H)
         x = x + self.dropout(y.transpose(1, 2)).transpose(1, 2)
         return x if self.prenorm else self.norm(x)
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One step: x (B, H), state -> (B, H), next state."""
         z = self.norm(x) if self.prenorm else x
         z, state = self.layer.step(z, state)  # (B, H)
         x = x + z
@@ -59,30 +63,26 @@ class ResidualBlock(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """Residual stack of sequence layers with an encoder, a pooling decoder and recurrent steps.
+    """Residual stack of sequence layers with an encoder and recurrent steps; no pooling or decoder.
 
     Input: (B, L, d_input) floats, or (B, L) token ids when `vocab_size` is set (embedding).
-    Output: (B, d_output) for pool "mean"/"last", (B, L, d_output) for pool "none".
+    Output: features (B, L, d_model), the last norm applied (prenorm stacks).
     """
 
     def __init__(
         self,
         d_input: int,
-        d_output: int,
         layer: Callable[..., nn.Module],
         l_max: int | None = None,
         vocab_size: int | None = None,
         d_model: int = 128,
         n_layers: int = 4,
-        norm: str = "layer",
+        norm: Literal["layer", "batch"] = "layer",
         prenorm: bool = True,
         dropout: float = 0.0,
-        pool: str = "mean",
     ) -> None:
         super().__init__()
-        if pool not in ("mean", "last", "none"):
-            raise ValueError(f"pool must be 'mean', 'last' or 'none', got {pool!r}")
-        self.d_model, self.pool = d_model, pool
+        self.d_model = d_model
         if vocab_size is not None:
             self.encoder: nn.Module = nn.Embedding(vocab_size, d_model)
         else:
@@ -93,27 +93,13 @@ class SequenceModel(nn.Module):
         )
         # postnorm blocks end normalized already; prenorm stacks need a last norm
         self.norm = SequenceNorm(d_model, norm) if prenorm else nn.Identity()
-        self.decoder = nn.Linear(d_model, d_output)
-
-    def features(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
-        """Pooled features before the decoder: (B, H) or, for pool "none", (B, L, H)."""
-        x = self.encoder(x)  # (B, L, H)
-        for block in self.blocks:
-            x = block(x, rate=rate)
-        x = self.norm(x)
-        if self.pool == "none":
-            return x
-        L = x.shape[1]
-        if lengths is None:
-            return x.mean(dim=1) if self.pool == "mean" else x[:, -1]
-        lengths = lengths.clamp(1, L)
-        if self.pool == "last":
-            return x[torch.arange(x.shape[0], device=x.device), lengths - 1]  # (B, H)
-        mask = torch.arange(L, device=x.device) < lengths[:, None]  # (B, L) valid positions
-        return (x * mask[..., None]).sum(1) / lengths[:, None].to(x.dtype)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
-        return self.decoder(self.features(x, lengths, rate))
+        """x (B, L, d_input) or (B, L) ids, lengths (B,) valid steps -> features (B, L, H)."""
+        x = self.encoder(x)  # (B, L, H)
+        for block in self.blocks:
+            x = block(x, lengths=lengths, rate=rate)
+        return self.norm(x)
 
     def setup_step(self) -> None:
         """Prepare every layer for recurrent stepping (e.g. discretize its SSM once)."""
@@ -125,10 +111,10 @@ class SequenceModel(nn.Module):
         return [block.layer.default_state(batch_size) for block in self.blocks]
 
     def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
-        """One time step: x (B, d_input) or (B,) token ids -> (B, d_output), next state."""
+        """One time step: x (B, d_input) or (B,) token ids -> features (B, H), next state."""
         x = self.encoder(x)  # (B, H)
         next_state = []
         for block, s in zip(self.blocks, state, strict=True):
             x, s = block.step(x, s)
             next_state.append(s)
-        return self.decoder(self.norm(x)), next_state
+        return self.norm(x), next_state

@@ -1,8 +1,9 @@
 """S4DKernel: the diagonal SSM kernel's parameters; the math is s4lab.ssm.kernels.s4d_kernel.
 
-    A = diag(Λ), Re Λ = -exp(log_A_real) < 0;  B, C complex, one mode per conjugate pair;  Δ
+    A = diag(Λ), Re Λ = -f_re(A_real) < 0;  B, C complex, one mode per conjugate pair;  Δ
     init: diag-lin, diag-inv, diag-legs (s4lab.ssm.diag_init);  disc: zoh or bilinear.
-Works at any length; `rate` scales Δ, which for ZOH is exact: K̄'_l = K̄_{2l} + K̄_{2l+1} at rate 2.
+Works at any length, as the official SSMKernelDiag: l_max (passed by the layer) bounds nothing.
+`rate` scales Δ, which for ZOH is exact: K̄'_l = K̄_{2l} + K̄_{2l+1} at rate 2.
 """
 
 from __future__ import annotations
@@ -11,14 +12,21 @@ import torch
 from torch import Tensor
 
 from s4lab.models.ssm_kernel import SSMKernel, as_complex, as_real
-from s4lab.ssm.diag_init import diag_init
-from s4lab.ssm.discretize import DISCRETIZATIONS, discretize_diag
+from s4lab.ssm.backend import Backend
+from s4lab.ssm.diag_init import DIAG_INITS, DiagInit
+from s4lab.ssm.discretize import DISCRETIZATIONS, Discretization, discretize_diag
+from s4lab.ssm.init import init_s4d
 from s4lab.ssm.kernels import s4d_kernel
 from s4lab.ssm.reference import both_halves
+from s4lab.ssm.transforms import DtTransform, Transform
 
 
 class S4DKernel(SSMKernel):
-    """K̄ (channels, H, L) of H independent diagonal SSMs of state size d_state."""
+    """K̄ (channels, H, L) of H diagonal SSMs of state size d_state, n_ssm of them distinct.
+
+    Defaults are v3's (configs/model/layer/kernel/s4d.yaml names the HEAD values), except
+    lr = None (every SSM tensor at the optimizer's lr), which the YAML replaces by v3's dict.
+    """
 
     def __init__(
         self,
@@ -26,51 +34,70 @@ class S4DKernel(SSMKernel):
         d_state: int = 64,
         l_max: int | None = None,
         channels: int = 1,
-        init: str = "diag-legs",
-        disc: str = "zoh",
+        n_ssm: int | None = 1,
+        init: DiagInit = "diag-lin",
+        disc: Discretization = "bilinear",
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
-        lr: float | dict[str, float] | None = 1e-3,
-        wd: float = 0.0,
-        backend: str = "auto",
+        dt_transform: DtTransform = "exp",
+        real_transform: Transform = "exp",
+        real_tolerance: float = 1e-4,
+        B_clip: float | None = None,
+        deterministic: bool = False,
+        lr: float | dict[str, float | None] | None = None,
+        wd: float | dict[str, float | None] | None = 0.0,
+        backend: Backend = "auto",
     ) -> None:
+        if init not in DIAG_INITS:
+            raise ValueError(f"unknown S4D init {init!r}; accepted: {', '.join(DIAG_INITS)}")
         if disc not in DISCRETIZATIONS:
             raise ValueError(f"unknown disc {disc!r}; accepted: {', '.join(DISCRETIZATIONS)}")
-        super().__init__(d_model, d_state, l_max, channels, dt_min, dt_max, lr, wd, backend)
-        Lambda, B = diag_init(init, d_state)
-        H, half = d_model, d_state // 2
-        self.disc = disc
-        self.register_ssm(
-            "log_A_real", torch.log(-Lambda.real).expand(H, half).float().clone(), "A"
+        super().__init__(
+            d_model=d_model,
+            d_state=d_state,
+            l_max=l_max,
+            channels=channels,
+            n_ssm=n_ssm,
+            dt_min=dt_min,
+            dt_max=dt_max,
+            dt_transform=dt_transform,
+            real_transform=real_transform,
+            real_tolerance=real_tolerance,
+            B_clip=B_clip,
+            deterministic=deterministic,
+            lr=lr,
+            wd=wd,
+            backend=backend,
         )
-        self.register_ssm("A_imag", Lambda.imag.expand(H, half).float().clone(), "A")
-        self.register_ssm("B", as_real(B.expand(H, half)), "B")
-        self.register_ssm("C", as_real(torch.randn(channels, H, half, dtype=torch.complex128)), "C")
+        self.disc = disc
+        x = init_s4d(
+            init=init,
+            N=d_state,
+            H=d_model,
+            n_ssm=self.n_ssm,
+            channels=channels,
+            dt_min=dt_min,
+            dt_max=dt_max,
+            B_clip=B_clip,
+            deterministic=deterministic,
+        )
+        self.register_dt(x.dt)
+        self.register_Lambda(x.Lambda)
+        self.register_ssm("B", as_real(x.B), "B")
+        self.register_ssm("C", as_real(x.C), "C")
 
-    def A(self) -> Tensor:
-        """Diagonal of A, (H, N/2) complex."""
-        return torch.complex(-torch.exp(self.log_A_real), self.A_imag)
-
-    def forward(self, L: int | None = None, rate: float = 1.0) -> Tensor:
-        """K̄ (channels, H, L); L defaults to l_max."""
-        if L is None and self.l_max is None:
-            raise ValueError("pass L: this kernel was built without l_max")
-        L = self.l_max if L is None else L
-        self._check_length(L)
+    def forward(self, L: int, rate: float = 1.0) -> Tensor:
+        """K̄ (channels, H, L) at sampling rate `rate` (Δ·rate)."""
+        B = self.tile(as_complex(self.B))
         return s4d_kernel(
-            self.dt(rate),
-            self.A(),
-            as_complex(self.B),
-            as_complex(self.C),
-            L,
-            self.disc,
-            self.backend,
+            self.dt(rate), self.Lambda(), B, as_complex(self.C), L, self.disc, self.backend
         )
 
     def _diag_matrices(self) -> tuple[Tensor, Tensor, Tensor]:
-        A, B, C = self.A().to(torch.complex128), as_complex(self.B), as_complex(self.C)
-        dA, dB = discretize_diag(self.disc, self.dt().double(), A, B.to(torch.complex128))
-        return dA, dB, C.to(torch.complex128)
+        c128 = torch.complex128
+        A, B = self.Lambda().to(c128), self.tile(as_complex(self.B)).to(c128)
+        dA, dB = discretize_diag(self.disc, self.dt().double(), A, B)
+        return dA, dB, as_complex(self.C).to(c128)
 
     def ssm_matrices(self) -> tuple[Tensor, Tensor, Tensor]:
         """The discrete SSM densely, complex128: dA (H, M, M), dB (H, M), dC (channels, H, M).

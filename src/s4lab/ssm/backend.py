@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Literal, get_args
 
-BACKENDS = ("auto", "naive", "keops")
+Backend = Literal["auto", "naive", "keops"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 CHUNK_ELEMENTS = 1 << 21  # complex entries of one (H, N, chunk) block of the naive backends
 
 KEOPS_FIX = (

@@ -3,19 +3,22 @@
     diag-lin:  Λ_n = -½ + iπn                     (S4D-Lin)
     diag-inv:  Λ_n = -½ + i(N/π)(N/(2n+1) - 1)     (S4D-Inv)
     diag-legs: Λ = the diagonal part of HiPPO-LegS's NPLR form, B = its B̃  (S4D-LegS)
-n = 0..N/2-1; B = 1 for lin and inv.
+n = 0..N/2-1; B = 1 for lin and inv. diag-legs is the official HEAD one (dplr.py, which also
+clips Im B̃ to ±2: B_clip=2.0 in the kernel); v3's `diag-legs` kept B = 1 and Im Λ from `legsd`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 from s4lab.ssm.hippo import nplr
 
-DIAG_INITS = ("diag-lin", "diag-inv", "diag-legs")
+DiagInit = Literal["diag-lin", "diag-inv", "diag-legs"]
+DIAG_INITS: tuple[str, ...] = get_args(DiagInit)
 
 
 def diag_init(init: str, N: int) -> tuple[Tensor, Tensor]:

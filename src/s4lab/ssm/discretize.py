@@ -6,10 +6,13 @@ bilinear: Ā = (I - Δ/2 A)⁻¹ (I + Δ/2 A),  B̄ = (I - Δ/2 A)⁻¹ ΔB
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
-DISCRETIZATIONS = ("zoh", "bilinear")
+Discretization = Literal["zoh", "bilinear"]
+DISCRETIZATIONS: tuple[str, ...] = get_args(Discretization)
 
 
 def discretize_diag(disc: str, dt: Tensor, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,14 +1,15 @@
 """Forecasting: MSE loss on the normalized scale; MSE and MAE on the normalized and original scale.
 
-  ŷ = model(x)[:, −horizon:]          x: (B, L_in + horizon, d_input) with the targets zeroed
+  ŷ = head(model(x))[:, −horizon:]    x: (B, L_in + horizon, d_input) with the targets zeroed;
+                                      horizon = the targets' length, head: per position (LinearHead)
   original scale: ŷ·σ + μ, y·σ + μ    (μ, σ: the datamodule's train-only scaler of the targets)
-Batches are (x, y) with y (B, horizon, d_output); the model has pool "none".
+Batches are (x, y) with y (B, horizon, d_output).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -17,22 +18,22 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from s4lab.tasks.base import STAGES, SequenceTask
 
+if TYPE_CHECKING:
+    from s4lab.data.base import DataSizes
+
 
 class Forecaster(SequenceTask):
     """Logs {stage}/loss, {stage}/mse, {stage}/mae, {stage}/mse_orig, {stage}/mae_orig."""
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Callable[..., nn.Module],
+        head: Callable[..., nn.Module],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         monitor: str = "val/mse",
     ) -> None:
-        super().__init__(model, optimizer, scheduler, monitor)
-        d_output = model.decoder.out_features
-        self.horizon: int | None = None
-        self.register_buffer("mean", torch.zeros(d_output))
-        self.register_buffer("std", torch.ones(d_output))
+        super().__init__(model, head, optimizer, scheduler, monitor)
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{name}{scale}": metric()
@@ -42,20 +43,23 @@ class Forecaster(SequenceTask):
             }
         )
 
+    def build_metrics(self, sizes: DataSizes) -> None:
+        """The target scaler μ, σ (d_output,): identity until `setup_data`; saved with weights."""
+        self.register_buffer("mean", torch.zeros(sizes.d_output))
+        self.register_buffer("std", torch.ones(sizes.d_output))
+
     def setup_data(self, data: Any) -> None:
-        """Take the horizon and the target scaler (mean, std: (d_output,)) from the datamodule."""
-        self.horizon = int(data.horizon)
+        """Take the target scaler (mean, std: (d_output,)) from the datamodule."""
         self.mean.copy_(torch.as_tensor(data.mean, dtype=torch.float32).reshape(-1))
         self.std.copy_(torch.as_tensor(data.std, dtype=torch.float32).reshape(-1))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.horizon is None:
-            raise RuntimeError("Forecaster.setup_data(datamodule) must set the horizon first")
-        return self.model(x)[:, -self.horizon :]  # (B, horizon, d_output)
+        """x (B, L, d_input) -> predictions at every position (B, L, d_output), normalized."""
+        return self.head(self.model(x))
 
-    def step(self, batch: Sequence[Tensor], stage: str) -> Tensor:
+    def shared_step(self, batch: Sequence[Tensor], stage: str) -> Tensor:
         x, y = batch[0], batch[1]
-        y_hat = self(x).float()
+        y_hat = self(x)[:, -y.shape[1] :].float()  # (B, horizon, d_output)
         loss = F.mse_loss(y_hat, y)
         self.log_metric(f"{stage}/loss", loss, len(y))
         pairs = {"": (y_hat, y), "_orig": (y_hat * self.std + self.mean, y * self.std + self.mean)}

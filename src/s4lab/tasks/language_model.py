@@ -1,11 +1,14 @@
 """Language modeling: next-token cross-entropy, perplexity, and bits per byte where it applies.
 
+  logits = head(model(x))                 head: per position (LinearHead), (B, L, vocab)
   loss = −(1/T) Σ_t log p(y_t | x_≤t)    (nats per token, averaged over all tokens of the epoch)
   ppl  = exp(loss)
   bpb  = loss / ln 2 / bytes_per_token    (when the datamodule defines `bytes_per_token`)
   acc  = fraction of targeted positions whose argmax is the target
 Batches are (x, y), both (B, L) int64: y = x shifted by one, or per-position targets with
-IGNORE_INDEX (-100) where nothing is scored (the synthetic tasks); the model has pool "none".
+IGNORE_INDEX (-100) where nothing is scored (the synthetic tasks). Each stage's epoch metrics are
+logged in that stage's own epoch-end hook (validation also ends the tracked test split's epoch).
+Generation: setup_step(), default_state(B), then step(token (B,), state) -> logits (B, vocab).
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ IGNORE_INDEX = -100  # targets with this value are not scored (F.cross_entropy's
 
 
 class LanguageModel(SequenceTask):
-    """Logs {stage}/loss per step or epoch and {stage}/ppl (+ {stage}/bpb) per epoch."""
+    """Logs {stage}/loss per step or epoch; {stage}/ppl, {stage}/acc (+ {stage}/bpb) per epoch."""
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Callable[..., nn.Module],
+        head: Callable[..., nn.Module],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         monitor: str = "val/loss",
     ) -> None:
-        super().__init__(model, optimizer, scheduler, monitor)
+        super().__init__(model, head, optimizer, scheduler, monitor)
         self.bytes_per_token: float | None = None
         self.nll = nn.ModuleDict({f"{stage}_nll": MeanMetric() for stage in STAGES})
         self.acc = nn.ModuleDict({f"{stage}_acc": MeanMetric() for stage in STAGES})
@@ -44,9 +48,10 @@ class LanguageModel(SequenceTask):
         self.bytes_per_token = getattr(data, "bytes_per_token", None)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)  # (B, L, vocab)
+        """x (B, L) token ids -> logits (B, L, vocab)."""
+        return self.head(self.model(x))
 
-    def step(self, batch: Sequence[Tensor], stage: str) -> Tensor:
+    def shared_step(self, batch: Sequence[Tensor], stage: str) -> Tensor:
         x, y = batch[0], batch[1]
         logits = self(x)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE_INDEX)
@@ -58,27 +63,39 @@ class LanguageModel(SequenceTask):
         self.log_metric(f"{stage}/loss", loss, n)
         return loss
 
-    def log_epoch(self) -> None:
-        """Turn each stage's token-weighted mean NLL into ppl (and bpb)."""
-        for stage in STAGES:
-            metric = self.nll[f"{stage}_nll"]
-            if metric.update_count == 0:
-                continue
-            nll = metric.compute()
-            self.log(f"{stage}/ppl", torch.exp(nll), add_dataloader_idx=False)
-            acc = self.acc[f"{stage}_acc"]
-            self.log(f"{stage}/acc", acc.compute(), add_dataloader_idx=False)
-            acc.reset()
-            if self.bytes_per_token:
-                bpb = nll / math.log(2) / self.bytes_per_token
-                self.log(f"{stage}/bpb", bpb, add_dataloader_idx=False)
-            metric.reset()
+    def log_epoch(self, stage: str) -> None:
+        """Turn one stage's token-weighted mean NLL into ppl (and bpb), log its acc, reset both."""
+        nll_metric, acc_metric = self.nll[f"{stage}_nll"], self.acc[f"{stage}_acc"]
+        if nll_metric.update_count == 0:
+            return  # e.g. no tracked test split this epoch
+        nll = nll_metric.compute()
+        self.log(f"{stage}/ppl", torch.exp(nll), add_dataloader_idx=False)
+        self.log(f"{stage}/acc", acc_metric.compute(), add_dataloader_idx=False)
+        if self.bytes_per_token:
+            bpb = nll / math.log(2) / self.bytes_per_token
+            self.log(f"{stage}/bpb", bpb, add_dataloader_idx=False)
+        nll_metric.reset()
+        acc_metric.reset()
 
     def on_train_epoch_end(self) -> None:
-        self.log_epoch()
+        self.log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_epoch()
+        self.log_epoch("val")
+        self.log_epoch("test")  # the test split tracked next to val (dataloader 1)
 
     def on_test_epoch_end(self) -> None:
-        self.log_epoch()
+        self.log_epoch("test")
+
+    def setup_step(self) -> None:
+        """Prepare the backbone for token-by-token generation."""
+        self.model.setup_step()
+
+    def default_state(self, batch_size: int) -> list[Any]:
+        """Zero recurrent state of the backbone, one entry per layer."""
+        return self.model.default_state(batch_size)
+
+    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+        """One token x (B,) -> next-token logits (B, vocab), next state; equals forward()."""
+        features, state = self.model.step(x, state)  # (B, H)
+        return self.head(features), state

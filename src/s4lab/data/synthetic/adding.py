@@ -29,10 +29,13 @@ class Adding(SyntheticDataModule):
         n_test: int = 5_000,
         batch_size: int = 32,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
     ) -> None:
-        super().__init__(n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(
+            n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed, track_test
+        )
         if l_seq < 2:
             raise ValueError(f"l_seq={l_seq}; need l_seq >= 2 (one marker in each half)")
         self.l_seq = l_seq

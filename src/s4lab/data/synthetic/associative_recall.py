@@ -32,10 +32,13 @@ class AssociativeRecall(SyntheticDataModule):
         n_test: int = 500,
         batch_size: int = 32,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
     ) -> None:
-        super().__init__(n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(
+            n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed, track_test
+        )
         if n_tokens < 4 or l_seq < 2:
             raise ValueError(
                 f"n_tokens={n_tokens}, l_seq={l_seq}; need n_tokens >= 4 (a key, a value, "

@@ -57,10 +57,12 @@ class SyntheticDataModule(SequenceDataModule):
         n_test: int,
         batch_size: int = 32,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
     ) -> None:
-        super().__init__(".", batch_size, batch_size_eval, num_workers, seed)  # reads no files
+        # no data_dir: nothing is read or written
+        super().__init__(".", batch_size, batch_size_eval, num_workers, seed, track_test)
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
 
     def generate(self, n: int, generator: torch.Generator, train: bool) -> tuple[Tensor, ...]:

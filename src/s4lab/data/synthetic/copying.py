@@ -33,10 +33,13 @@ class Copying(SyntheticDataModule):
         n_test: int = 1_000,
         batch_size: int = 32,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
     ) -> None:
-        super().__init__(n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(
+            n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed, track_test
+        )
         if n_tokens < 3 or l_memorize < 1 or l_noise < 0:
             raise ValueError(
                 f"n_tokens={n_tokens}, l_memorize={l_memorize}, l_noise={l_noise}: need "

@@ -66,10 +66,13 @@ class Delay(SyntheticDataModule):
         n_test: int = 1_024,
         batch_size: int = 64,
         batch_size_eval: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         seed: int = 42,
+        track_test: bool = False,
     ) -> None:
-        super().__init__(n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed)
+        super().__init__(
+            n_train, n_val, n_test, batch_size, batch_size_eval, num_workers, seed, track_test
+        )
         if not 0 < n_lag * l_lag <= l_seq:
             raise ValueError(f"n_lag·l_lag = {n_lag}·{l_lag} must lie in [1, l_seq={l_seq}]")
         self.l_seq, self.l_lag, self.n_lag = l_seq, l_lag, n_lag
