@@ -44,6 +44,17 @@ def length_mask(lengths: Tensor, L: int) -> Tensor:
     return torch.arange(L, device=lengths.device) < lengths[:, None]
 
 
+def masked_input(x: Tensor, lengths: Tensor | None, d_model: int) -> Tensor:
+    """Check x (B, L, H) and lengths (B,), and zero the padded steps l >= length of x."""
+    if x.ndim != 3 or x.shape[-1] != d_model:
+        raise ValueError(f"expected input (B, L, H={d_model}), got {tuple(x.shape)}")
+    if lengths is None:
+        return x
+    if lengths.shape != (x.shape[0],):
+        raise ValueError(f"expected lengths ({x.shape[0]},), got {tuple(lengths.shape)}")
+    return x * length_mask(lengths, x.shape[1])[..., None]  # pads must not reach valid steps
+
+
 class S4Block(nn.Module):
     """SSM convolution (kernel given as a component) with D skip, activation and output linear."""
 
@@ -79,13 +90,8 @@ class S4Block(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
         """x (B, L, H), lengths (B,) valid steps -> (B, L, H). `rate` 2: input at half rate."""
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"expected input (B, L, H={self.d_model}), got {tuple(x.shape)}")
+        x = masked_input(x, lengths, self.d_model)
         batch, L, _ = x.shape
-        if lengths is not None:
-            if lengths.shape != (batch,):
-                raise ValueError(f"expected lengths ({batch},), got {tuple(lengths.shape)}")
-            x = x * length_mask(lengths, L)[..., None]  # pads must not reach valid positions
         with torch.autocast(x.device.type, enabled=False):
             u = x.transpose(1, 2).to(torch.promote_types(x.dtype, torch.float32))  # (B, H, L)
             K = self.kernel(L, rate)  # (C or 2C, H, L)
