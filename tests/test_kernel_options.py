@@ -44,7 +44,7 @@ def test_c_tilde_at_init_is_derived_from_the_drawn_C(init):
     torch.testing.assert_close(C_tilde[..., N // 2 :], C_tilde[..., : N // 2].conj())
     torch.testing.assert_close(kernel.ssm_matrices()[2], C, rtol=1e-5, atol=1e-6)  # C recovered
     # The same derivation in float64 end to end: the float32 storage above rounds C̃ to ~1e-7.
-    kernel.l_kernel.fill_(0)
+    kernel.l_kernel = 0
     with torch.no_grad():
         kernel.C.copy_(torch.view_as_real(drawn.C))
     kernel.attune(l_max)

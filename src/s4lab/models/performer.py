@@ -55,13 +55,20 @@ class Performer(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.output = nn.Linear(d_model, d_model)
         self.register_buffer("W", orthogonal_gaussian(n_features, self.d_head))  # (m, d)
-        self.register_buffer("calls", torch.zeros((), dtype=torch.long))  # since the last draw
+        self.calls = 0  # training calls since the last draw; a Python int, saved as extra state
 
     @torch.no_grad()
     def redraw(self) -> None:
         """Replace the random features with a fresh ORF draw (torch's global generator)."""
         self.W.copy_(orthogonal_gaussian(self.n_features, self.d_head).to(self.W))
-        self.calls.zero_()
+        self.calls = 0
+
+    def get_extra_state(self) -> Tensor:
+        """The call counter travels with the checkpoint, next to the features W in use."""
+        return torch.tensor(self.calls)  # a CPU tensor, like every other state_dict entry
+
+    def set_extra_state(self, state: Tensor) -> None:
+        self.calls = int(state)
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x (..., H) -> q', k', v (..., H) in float32 or wider; q', k' scaled by d^-¼."""

@@ -96,7 +96,7 @@ class S4Kernel(SSMKernel):
         self.register_ssm("P", as_real(x.P), "A")
         self.register_ssm("B", as_real(x.B), "B")
         self.register_ssm("C", as_real(x.C), "C")  # C until attuned to a length, then C̃
-        self.register_buffer("l_kernel", torch.tensor(0))
+        self.l_kernel = 0  # a Python int (no device sync per forward), saved as extra state
         if l_max is not None:
             self.attune(l_max)
 
@@ -119,7 +119,7 @@ class S4Kernel(SSMKernel):
     @torch.no_grad()
     def attune(self, L: int) -> None:
         """Make C̃ valid up to length L: C̃ = C (I - Ā^L) the first time, then doublings."""
-        ell = int(self.l_kernel)
+        ell = self.l_kernel
         if ell >= L:
             return
         dA = self._dense()[0]
@@ -132,19 +132,26 @@ class S4Kernel(SSMKernel):
                 C, ell = double_C(C, dA_ell), 2 * ell
                 dA_ell = dA_ell @ dA_ell
         self.C.copy_(torch.view_as_real(C.to(as_complex(self.C).dtype)))
-        self.l_kernel.fill_(ell)
+        self.l_kernel = ell
+
+    def get_extra_state(self) -> Tensor:
+        """ℓ travels with the checkpoint: C̃ is only meaningful together with it."""
+        return torch.tensor(self.l_kernel)  # a CPU tensor, like every other state_dict entry
+
+    def set_extra_state(self, state: Tensor) -> None:
+        self.l_kernel = int(state)
 
     def forward(self, L: int, rate: float = 1.0) -> Tensor:
         """K̄ (channels, H, L) at sampling rate `rate` (Δ·rate); grows C̃'s length on demand."""
         needed = round(rate * L)
-        if needed > int(self.l_kernel) and self.training and torch.distributed.is_initialized():
+        if needed > self.l_kernel and self.training and torch.distributed.is_initialized():
             raise ValueError(
-                f"length {needed} exceeds the {int(self.l_kernel)} that C̃ is set for; growing C̃ "
+                f"length {needed} exceeds the {self.l_kernel} that C̃ is set for; growing C̃ "
                 "in a distributed run would desynchronize the ranks: set the layer's l_max >= "
                 f"{needed} (the datamodule's l_max)"
             )
         self.attune(needed)
-        L_kernel = max(L, round(int(self.l_kernel) / rate))
+        L_kernel = max(L, round(self.l_kernel / rate))
         K = s4_kernel(*self.params(rate), L_kernel, self.backend)
         return K[..., :L]
 
@@ -156,7 +163,7 @@ class S4Kernel(SSMKernel):
         """
         dA, dB = self._dense()
         C_tilde = as_complex(self.C).to(torch.complex128)
-        ell = int(self.l_kernel)
+        ell = self.l_kernel
         dC = both_halves(C_tilde) if ell == 0 else untruncate_C(C_tilde, self._power(dA, ell))
         return dA, dB, dC
 

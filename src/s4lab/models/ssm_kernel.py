@@ -139,7 +139,7 @@ class SSMKernel(nn.Module):
 
     def step_matrices(self) -> tuple[Tensor, Tensor, Tensor]:
         """dA, dB, dC of the recurrence `step` runs; the subclass defines them."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define step_matrices()")
 
     def setup_step(self) -> None:
         """Compute the recurrent step's matrices now (step() also does it when they are stale).
