@@ -294,13 +294,19 @@ OFFICIAL: dict[str, dict[str, Any]] = {
         bidirectional=True, lr=0.01, weight_decay=0.05, batch_size=16, max_epochs=40,
         scheduler=cosine(1000, 200000), pool="mean", seed=2222, eval_rates=[1, 2],
     ),
-    # WikiText-103 (v3): the model (S4, S4, FFN blocks, adaptive softmax) comes in a later issue.
+    # WikiText-103: 16 blocks of [S4, S4, FFN] (model/layer/s4s4ff.yaml@ab287c6); the S4 layers'
+    # values are checked (model.layer.s4_1; s4_2 is the same file entry).
     "lm/wt103": entry(
         "v3", "configs/experiment/lm/s4-wt103.yaml@d589d98", V3,
-        {"n_layers": "16 blocks of [S4, S4, FFN] (model/layer/s4s4ff.yaml@ab287c6); here 32 S4 "
-         "layers until the block lands"},
         d_model=1024, n_layers=16, norm="layer", prenorm=True, dropout=0.25,
         **v3_rule(0.0005), lr=0.0005, weight_decay=0.1, batch_size=1, max_epochs=1000,
+        scheduler=cosine(1000, 800000), pool=None, seed=1111,
+    ),
+    "lm_v1/wt103": entry(
+        "v1", "configs/experiment/s4-wt103.yaml@2bb0858", V1, V1_NOT_CHECKED,
+        d_model=1024, n_layers=16, norm="layer", prenorm=True, dropout=0.25,
+        final_act="glu",  # model/s4_wt103.yaml@a0c724a: postact glu
+        **v1_rule(0.0005), lr=0.0005, weight_decay=0.1, batch_size=8, max_epochs=1000,
         scheduler=cosine(1000, 800000), pool=None, seed=1111,
     ),
     # Informer forecasting (v1; the paper's Tables 13 and 14).
@@ -347,4 +353,10 @@ OURS = (
     "synthetic/delay",
     "synthetic/induction_heads",
     "synthetic/selective_copying",
+    # baselines of the paper's tables (LRA, fairseq and paper protocols; no S4 repo config)
+    "cifar/transformer",
+    "lm/transformer",
+    *(f"lra_transformer/{task}" for task in ("listops", "imdb", "aan", "image", "pathfinder")),
+    "lra_transformer/pathx",
+    *(f"table3/{model}" for model in ("transformer", "performer", "linear_attention", "s4")),
 )

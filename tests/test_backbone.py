@@ -9,8 +9,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from s4lab.models.attention import MultiheadAttention
 from s4lab.models.backbone import ResidualBlock, SequenceModel
 from s4lab.models.block import S4Block
+from s4lab.models.ffn import FeedForward
+from s4lab.models.positional import LearnedPositions, SinusoidalPositions, sinusoidal_positions
 from s4lab.models.s4 import S4Kernel
 from s4lab.models.s4d import S4DKernel
 
@@ -93,3 +96,88 @@ def test_residual_dropout_is_tied_over_the_sequence():
     assert ((kept == 0) | (kept == 2)).all()
     assert (kept == kept[:, :1]).all()  # one mask per (example, channel), the same at every step
     assert (kept == 0).any() and (kept == 2).any()
+
+
+def test_a_block_is_a_list_of_residual_layers_repeated_n_layers_times():
+    block = {"s4_1": s4d_layer, "s4_2": s4d_layer, "ffn": FeedForward}
+    model = make(layer=block, n_layers=3)
+    assert model.block_names == ["s4_1", "s4_2", "ffn"]
+    kinds = [type(b.layer) for b in model.blocks]
+    assert kinds == [S4Block, S4Block, FeedForward] * 3  # in order, n_layers times
+    norms = {id(b.norm) for b in model.blocks}
+    assert len(norms) == 9  # every layer has its own norm and residual
+    assert model(torch.randn(B, L, 2)).shape == (B, L, H)
+
+
+def test_block_step_matches_forward_with_positions():
+    """Causal Transformer block with sinusoidal positions: steps at t = 0, 1, ... equal forward."""
+    block = {"attention": functools.partial(MultiheadAttention, n_heads=2), "ffn": FeedForward}
+    model = make(layer=block, position=SinusoidalPositions).double()
+    x = torch.randn(B, L, 2, dtype=torch.float64)
+    y = model(x)
+    model.setup_step()
+    state = model.default_state(B)
+    steps = []
+    for t in range(L):
+        y_t, state = model.step(x[:, t], state)
+        steps.append(y_t)
+    assert state[0] == L  # the stack counts its steps for the positions
+    torch.testing.assert_close(torch.stack(steps, dim=1), y, rtol=1e-9, atol=1e-9)
+
+
+def test_a_block_entry_that_is_not_a_layer_is_named():
+    with pytest.raises(TypeError, match=r"model\.layer\.ffn is not a layer"):
+        make(layer={"s4": s4d_layer, "ffn": "FeedForward"})
+    with pytest.raises(ValueError, match="empty block"):
+        make(layer={})
+
+
+def test_a_layer_without_recurrent_mode_asked_to_step_fails_by_name():
+    model = make(layer=_Recorder)
+    with pytest.raises(ValueError, match="_Recorder has no recurrent mode"):
+        model.setup_step()
+    bidirectional = make(layer=functools.partial(MultiheadAttention, n_heads=2, causal=False))
+    with pytest.raises(ValueError, match="bidirectional|causal"):
+        bidirectional.setup_step()
+
+
+def test_untied_residual_dropout_is_elementwise():
+    block = ResidualBlock(
+        _Ones(), d_model=16, norm="layer", prenorm=True, dropout=0.5, tie_dropout=False
+    ).train()
+    kept = block(torch.zeros(4, 30, 16))
+    assert ((kept == 0) | (kept == 2)).all()
+    assert not (kept == kept[:, :1]).all()  # masks differ along the sequence
+
+
+def test_embedding_component_builds_the_token_encoder():
+    built = []
+
+    def embedding(vocab_size: int, d_model: int) -> nn.Module:
+        built.append((vocab_size, d_model))
+        return nn.Embedding(vocab_size, d_model)
+
+    make(vocab_size=11, embedding=embedding)
+    assert built == [(11, H)]
+    with pytest.raises(ValueError, match="model.embedding needs token inputs"):
+        make(embedding=embedding)
+
+
+def test_sinusoidal_positions_follow_the_formula():
+    PE = sinusoidal_positions(5, 6, offset=3)  # (L, H)
+    t, i = 3 + torch.arange(5.0)[:, None], torch.arange(3.0)
+    angle = t / 10000 ** (2 * i / 6)
+    torch.testing.assert_close(PE[:, 0::2], angle.sin())
+    torch.testing.assert_close(PE[:, 1::2], angle.cos())
+    with pytest.raises(ValueError, match="even d_model"):
+        SinusoidalPositions(d_model=5)
+
+
+def test_learned_positions_need_and_respect_l_max():
+    with pytest.raises(ValueError, match="need the data's l_max"):
+        LearnedPositions(d_model=4)
+    positions = LearnedPositions(d_model=4, l_max=6)
+    x = torch.zeros(2, 4, 4)
+    torch.testing.assert_close(positions(x, offset=2), positions.PE[2:6].expand(2, 4, 4))
+    with pytest.raises(ValueError, match="past l_max=6"):
+        positions(x, offset=3)

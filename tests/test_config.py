@@ -23,12 +23,14 @@ EXPERIMENTS = sorted(
 
 
 SIZES = DataSizes(d_input=3, d_output=2, l_max=32, vocab_size=None)  # stand-in data sizes
+WT103 = 267_735  # tokens: an adaptive embedding's cutoffs must fit in the vocabulary
+TOKENS = DataSizes(d_input=1, d_output=WT103, l_max=32, vocab_size=WT103)
 
 
 def build_model(cfg) -> int:
-    """Parameters of the task built from cfg for SIZES (no datamodule: it may need data)."""
+    """Parameters of the task built from cfg for stand-in sizes (no datamodule: no data needed)."""
     task = build_task(cfg)
-    task.build(SIZES)
+    task.build(TOKENS if cfg.model.get("embedding") else SIZES)
     return sum(p.numel() for p in task.parameters())
 
 
@@ -54,6 +56,13 @@ def test_unknown_key_fails(compose_train, override: str) -> None:
         compose_train(override)
 
 
+def test_a_block_naming_an_unknown_layer_fails_by_name(compose_train) -> None:
+    with pytest.raises(Exception, match=r"model/layer/fnn(.|\n)*Available options(.|\n)*ffn"):
+        compose_train("model/layer=s4s4ff", "+model/layer@model.layer.extra=fnn")
+    with pytest.raises(ConfigCompositionException, match="s4_3"):
+        compose_train("model/layer=s4s4ff", "model.layer.s4_3.dropout=0.1")
+
+
 def test_unknown_experiment_lists_the_available_ones() -> None:
     with pytest.raises(SystemExit, match="Available experiments:(.|\n)*mnist1d/s4"):
         check_experiment_args(["trainer.max_epochs=1", "experiment=no/such"], CONFIGS)
@@ -74,6 +83,11 @@ def test_unknown_experiment_lists_the_available_ones() -> None:
         ["scheduler=plateau"],
         ["scheduler=constant_warmup"],
         ["model=s4d"],
+        ["model/layer=s4s4ff"],
+        ["model/layer=transformer", "model/position=sinusoidal"],
+        ["model/layer=performer_ffn", "model/position=learned"],
+        ["model/layer=linear_attention_ffn"],
+        ["scheduler=rsqrt_warmup", "optimizer=sgd"],
         ["hparams_search=mnist1d_optuna"],
         ["hydra/launcher=submitit_slurm"],
     ],

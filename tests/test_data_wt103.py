@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY, train_checked
 from torch.utils.data import DataLoader
 
 from s4lab.data.base import MissingDataError
@@ -157,18 +156,3 @@ def test_worker_processes_keep_the_window_order():
     parallel = list(DataLoader(it, batch_size=None, num_workers=2))
     assert len(parallel) == len(serial)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(serial, parallel, strict=True))
-
-
-def test_one_training_step_through_train(compose_train, tmp_path):
-    write_wikitext(tmp_path / "data" / "wt103")
-    cfg = compose_train(
-        *TINY,
-        "debug=fdr",
-        "experiment=lm/wt103",
-        f"paths.data_dir={tmp_path / 'data'}",
-        "data.batch_size=2",
-        "data.batch_size_eval=2",
-        "data.l_max=8",
-        "trainer.precision=32-true",  # the recipe's 16-mixed needs a GPU
-    )
-    train_checked(cfg)

@@ -83,6 +83,10 @@ def scheduler_of(cfg: DictConfig) -> dict[str, Any]:
 def table_values(cfg: DictConfig) -> dict[str, Any]:
     """The composed config, reduced to the keys of the hyperparameter table."""
     model, layer = cfg.model, cfg.model.layer
+    if "_target_" not in layer:  # a block of layers: its S4 layers hold the table's values
+        s4_layers = [sub for sub in layer.values() if "kernel" in sub]
+        assert all(sub == s4_layers[0] for sub in s4_layers), "the block's S4 layers differ"
+        layer = s4_layers[0]
     kernel = layer.kernel
     head = cfg.task.get("head") or {}
     values = {

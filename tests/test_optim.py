@@ -26,6 +26,7 @@ from s4lab.models.s4d import S4DKernel
 from s4lab.optim import (
     ConstantWarmup,
     CosineWarmup,
+    RsqrtWarmup,
     optimizer_config,
     param_groups,
     print_param_groups,
@@ -230,3 +231,26 @@ def test_plateau_with_patience_0_drops_after_one_flat_epoch():
     record = fit(OneWeight(schedule, [3.0, 2.0, 2.0, 1.0, 1.0, 1.0]), max_epochs=6)
     expected = [LR, LR, LR, LR * factor, LR * factor, LR * factor**2]
     assert record.epochs == pytest.approx(expected, rel=1e-12)
+
+
+def test_rsqrt_warmup_is_lra_constant_linear_warmup_rsqrt_decay():
+    """lr(t) = base·min(1, t/W)/√max(t, W) with base = lr·√W (google-research/long-range-arena)."""
+    W, lr = 4, 0.5
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler = RsqrtWarmup(num_warmup_steps=W)(optimizer, num_steps=20)
+    base = lr * math.sqrt(W)
+    for t in range(20):
+        expected = base * min(1.0, t / W) / math.sqrt(max(t, W))
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+        optimizer.step()
+        scheduler.step()
+
+
+def test_rsqrt_warmup_keeps_its_warmup_in_a_shorter_run():
+    """LRA's AAN: 5,000 steps of an 8,000-step warmup end at lr·4999/8000, not at the full lr."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = RsqrtWarmup(num_warmup_steps=8)(optimizer, num_steps=5)
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(4 / 8)

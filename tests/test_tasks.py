@@ -15,6 +15,8 @@ from pytorch_lightning import LightningDataModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from s4lab.data.base import DataSizes
+from s4lab.models.adaptive_input import AdaptiveEmbedding
+from s4lab.models.adaptive_softmax import AdaptiveSoftmax
 from s4lab.models.backbone import SequenceModel
 from s4lab.models.block import S4Block
 from s4lab.models.heads import ClassificationHead, LinearHead, RetrievalHead
@@ -30,10 +32,10 @@ LAYER = functools.partial(S4Block, kernel=functools.partial(S4DKernel, d_state=4
 MODEL = functools.partial(SequenceModel, layer=LAYER, d_model=8, n_layers=1)
 
 
-def built(task_cls, sizes: DataSizes, head=LinearHead, **kwargs):
+def built(task_cls, sizes: DataSizes, head=LinearHead, model=MODEL, **kwargs):
     """A task with its backbone and head built for `sizes` (what configure_model does)."""
     torch.manual_seed(0)
-    task = task_cls(MODEL, head, ADAMW, **kwargs)
+    task = task_cls(model, head, ADAMW, **kwargs)
     task.build(sizes)
     return task
 
@@ -125,6 +127,46 @@ def test_language_model_generation_step_equals_forward():
         logits_t, state = task.step(x[:, t], state)  # (B, vocab)
         steps.append(logits_t)
     torch.testing.assert_close(torch.stack(steps, dim=1), logits, rtol=1e-6, atol=1e-6)
+
+
+ADAPTIVE_MODEL = functools.partial(
+    MODEL,
+    embedding=functools.partial(AdaptiveEmbedding, cutoffs=[4, 9], div_val=2),
+)
+ADAPTIVE_HEAD = functools.partial(AdaptiveSoftmax, cutoffs=[4, 9], div_val=2, dropout=0.0)
+
+
+def test_adaptive_language_model_ties_and_scores_with_the_adaptive_softmax():
+    """The head shares E_i and P_i (i >= 1) with the embedding; loss = mean −log p over targets;
+    a state dict loads into a freshly built task (tie made in build) and gives the same loss."""
+    task = built(LanguageModel, tokens(13), head=ADAPTIVE_HEAD, model=ADAPTIVE_MODEL)
+    embedding, head = task.model.encoder, task.head
+    assert all(w is e for w, e in zip(head.weights, embedding.weights, strict=True))
+    assert head.tail_projs[0] is embedding.projections[1]
+    unique = {id(p) for p in task.parameters()}
+    assert len(unique) == len(list(task.parameters()))  # each tied tensor counted once
+    x = torch.randint(0, 13, (B, L))
+    y = x.roll(-1, dims=1)
+    y[0, :3] = -100  # unscored positions
+    out = validate(task, x, y)
+    with torch.no_grad():
+        log_p = task(x)  # (B, L, vocab): full log-probabilities
+    scored = y != -100
+    nll = -log_p[scored].gather(-1, y[scored][:, None]).mean()
+    assert out["val/loss"] == pytest.approx(float(nll), rel=1e-5)
+    assert out["val/ppl"] == pytest.approx(math.exp(float(nll)), rel=1e-5)
+    assert "val/acc" not in out  # no full logits in training: no accuracy
+    torch.manual_seed(1)
+    fresh = LanguageModel(ADAPTIVE_MODEL, ADAPTIVE_HEAD, ADAMW)
+    fresh.build(tokens(13))
+    fresh.load_state_dict(task.state_dict())
+    assert fresh.head.weights[0] is fresh.model.encoder.weights[0]  # still tied after loading
+    assert validate(fresh, x, y)["val/loss"] == pytest.approx(out["val/loss"], rel=1e-6)
+
+
+def test_adaptive_softmax_needs_the_adaptive_embedding():
+    with pytest.raises(ValueError, match="AdaptiveEmbedding"):
+        built(LanguageModel, tokens(13), head=ADAPTIVE_HEAD)
 
 
 def test_forecasting_original_scale():

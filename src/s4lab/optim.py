@@ -1,12 +1,16 @@
 """Optimizer parameter groups from per-parameter hints, and learning-rate schedules.
 
 Groups: a parameter's `_optim` dict (set by the layer, e.g. {"lr": 1e-3, "weight_decay": 0.0}
-for SSM parameters) wins; biases, norm weights and embeddings get weight_decay 0; the rest use
-the optimizer's defaults. One group per distinct set of hints.
+for SSM parameters) wins; biases, norm weights and nn.Embedding tables get weight_decay 0; the
+rest use the optimizer's defaults (the adaptive input and softmax included: the official WT103
+run decays them too). One group per distinct set of hints.
 Schedules at optimizer step t = 0, 1, ... of a run of T steps, W warmup steps (the official
 cosine_warmup and constant_warmup, from transformers' get_*_schedule_with_warmup):
   cosine_warmup:   lr·t/W for t < W, then lr·½(1 + cos(π(t − W)/(T − W))); 0 from T on
   constant_warmup: lr·t/W for t < W, then lr
+  rsqrt_warmup:    lr·t/W for t < W, then lr·√(W/t); W = 0: lr/√max(t, 1) (LRA's
+                   constant·linear_warmup·rsqrt_decay with base rate lr·√W,
+                   google-research/long-range-arena utils/train_utils.py)
   plateau:         torch's ReduceLROnPlateau, once per epoch: lr·factor as soon as more than
                    `patience` epochs in a row have not improved the monitored metric
 Deliberate difference: the official cosine climbs back after T; ours stays at 0.
@@ -112,6 +116,18 @@ class WarmupFactor:
         return t / self.W if t < self.W else 1.0
 
 
+class RsqrtWarmupFactor:
+    """t/W during warmup, then the inverse square root decay √(W/t)."""
+
+    def __init__(self, num_warmup_steps: int) -> None:
+        self.W = num_warmup_steps
+
+    def __call__(self, t: int) -> float:
+        if t < self.W:
+            return t / self.W
+        return math.sqrt(max(self.W, 1) / max(t, 1))  # W = 0: 1/√t from the first step
+
+
 class CosineWarmupFactor:
     """The cosine_warmup factor at step t; 0 from step T on (a run longer than T stays at 0)."""
 
@@ -164,6 +180,17 @@ class ConstantWarmup(StepSchedule):
 
     def __call__(self, optimizer: Optimizer, num_steps: int | float) -> LambdaLR:
         return LambdaLR(optimizer, WarmupFactor(run_warmup(self.num_warmup_steps, num_steps)))
+
+
+class RsqrtWarmup(ConstantWarmup):
+    """Linear warmup over `num_warmup_steps` to the base lr, then lr·√(W/t) (LRA Transformers).
+
+    The factor depends on t and W only, so a run shorter than W ends inside the warmup (LRA's
+    AAN run: 5,000 steps of an 8,000-step warmup) instead of shortening it.
+    """
+
+    def __call__(self, optimizer: Optimizer, num_steps: int | float) -> LambdaLR:
+        return LambdaLR(optimizer, RsqrtWarmupFactor(self.num_warmup_steps))
 
 
 def optimizer_config(

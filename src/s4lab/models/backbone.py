@@ -1,22 +1,27 @@
-"""SequenceModel: encoder -> n_layers residual blocks -> final norm; features (B, L, H).
+"""SequenceModel: encoder (+ positions) -> n_layers blocks of residual layers -> final norm.
 
-Block (prenorm):  x <- x + Dropout(layer(Norm(x), lengths))
-Block (postnorm): x <- Norm(x + Dropout(layer(x, lengths)))
-Dropout masks are tied over the sequence (one per channel and example), as the official
-experiments' `tie_dropout`. Pooling and decoding belong to the task's head
-(s4lab.models.heads), so any layer and any head combine by config.
-The layer is any module built as `layer(d_model=H, l_max=L)` with
+Block: an ordered list of layers, e.g. [S4, S4, FFN] (WT103) or [attention, FFN] (Transformer);
+each layer of each block is wrapped in its own residual connection and norm, as the official:
+    prenorm:   x <- x + Dropout(layer(Norm(x), lengths))
+    postnorm:  x <- Norm(x + Dropout(layer(x, lengths)))
+The stack holds n_layers · len(block) residual layers. Residual dropout masks are tied over the
+sequence (one per channel and example, the official `tie_dropout`) unless tie_dropout=False.
+Pooling and decoding belong to the task's head (s4lab.models.heads), so layers and heads combine
+by config. A layer is any module built as `layer(d_model=H, l_max=L)` with
 `forward(x (B, L, H), lengths (B,) | None, rate) -> (B, L, H)`, which keeps padded positions
 (suffix padding, l >= length) from reaching valid ones; for recurrent use it also has
 `setup_step()`, `default_state(batch_size)` and `step(x (B, H), state) -> ((B, H), state)`.
+Recurrent state of the stack: (t, [state of each residual layer]), t the steps taken so far.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from torch import Tensor, nn
+
+StackState = tuple[int, list[Any]]  # (t, one state per residual layer)
 
 
 class SequenceNorm(nn.Module):
@@ -39,40 +44,69 @@ class ResidualBlock(nn.Module):
     """One layer with its norm, dropout and residual connection."""
 
     def __init__(
-        self, layer: nn.Module, d_model: int, norm: str, prenorm: bool, dropout: float
+        self,
+        layer: nn.Module,
+        d_model: int,
+        norm: str,
+        prenorm: bool,
+        dropout: float,
+        tie_dropout: bool = True,
     ) -> None:
         super().__init__()
         self.layer = layer
         self.norm = SequenceNorm(d_model, norm)
-        self.prenorm = prenorm
-        self.dropout = nn.Dropout1d(dropout)  # on (B, H, L): zeroes whole channels
+        self.prenorm, self.tie_dropout = prenorm, tie_dropout
+        # tied: nn.Dropout1d on (B, H, L) zeroes whole channels; untied: every element alone
+        self.dropout = nn.Dropout1d(dropout) if tie_dropout else nn.Dropout(dropout)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
         """x (B, L, H), lengths (B,) -> (B, L, H)."""
         z = self.norm(x) if self.prenorm else x
         y = self.layer(z, lengths=lengths, rate=rate)  # (B, L, H)
-        x = x + self.dropout(y.transpose(1, 2)).transpose(1, 2)
+        tied = self.tie_dropout  # Dropout1d wants (B, H, L)
+        y = self.dropout(y.transpose(1, 2)).transpose(1, 2) if tied else self.dropout(y)
+        x = x + y
         return x if self.prenorm else self.norm(x)
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One step: x (B, H), state -> (B, H), next state."""
+        if not hasattr(self.layer, "step"):
+            raise ValueError(f"{type(self.layer).__name__} has no recurrent mode (no step())")
         z = self.norm(x) if self.prenorm else x
         z, state = self.layer.step(z, state)  # (B, H)
         x = x + z
         return (x if self.prenorm else self.norm(x)), state
 
 
+def _block_layers(layer: Callable[..., nn.Module] | Mapping[str, Any]) -> dict[str, Callable]:
+    """The block as {name: layer constructor}: one layer, or an ordered mapping of them."""
+    block = dict(layer) if isinstance(layer, Mapping) else {"layer": layer}
+    if not block:
+        raise ValueError("model.layer is an empty block; give one layer or a mapping of layers")
+    for name, constructor in block.items():
+        if not callable(constructor):
+            raise TypeError(
+                f"model.layer.{name} is not a layer (got {type(constructor).__name__}); every "
+                "entry of a block must be a layer config with _target_ and _partial_: true, "
+                "e.g. a file of configs/model/layer/"
+            )
+    return block
+
+
 class SequenceModel(nn.Module):
     """Residual stack of sequence layers with an encoder and recurrent steps; no pooling or decoder.
 
-    Input: (B, L, d_input) floats, or (B, L) token ids when `vocab_size` is set (embedding).
+    Input: (B, L, d_input) floats, or (B, L) token ids when `vocab_size` is set (`embedding`,
+    built as embedding(vocab_size=, d_model=), nn.Embedding when not given).
+    `layer`: one layer constructor, or a block {name: constructor} repeated n_layers times.
+    `position`: positions added after the encoder, built as position(d_model=, l_max=).
     Output: features (B, L, d_model), the last norm applied (prenorm stacks).
     """
 
     def __init__(
         self,
         d_input: int,
-        layer: Callable[..., nn.Module],
+        layer: Callable[..., nn.Module] | Mapping[str, Callable[..., nn.Module]],
         l_max: int | None = None,
         vocab_size: int | None = None,
         d_model: int = 128,
@@ -80,23 +114,46 @@ class SequenceModel(nn.Module):
         norm: Literal["layer", "batch"] = "layer",
         prenorm: bool = True,
         dropout: float = 0.0,
+        tie_dropout: bool = True,
+        embedding: Callable[..., nn.Module] | None = None,
+        position: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.d_model = d_model
         if vocab_size is not None:
-            self.encoder: nn.Module = nn.Embedding(vocab_size, d_model)
+            self.encoder: nn.Module = (
+                nn.Embedding(vocab_size, d_model)
+                if embedding is None
+                else embedding(vocab_size=vocab_size, d_model=d_model)
+            )
+        elif embedding is not None:
+            raise ValueError(
+                "model.embedding needs token inputs, but this dataset gives features "
+                f"(d_input={d_input}); set model.embedding=null"
+            )
         else:
             self.encoder = nn.Linear(d_input, d_model)
+        self.position = None if position is None else position(d_model=d_model, l_max=l_max)
+        block = _block_layers(layer)
+        self.block_names = list(block)  # the layer names of one block, in order
         self.blocks = nn.ModuleList(
-            ResidualBlock(layer(d_model=d_model, l_max=l_max), d_model, norm, prenorm, dropout)
+            ResidualBlock(
+                make(d_model=d_model, l_max=l_max), d_model, norm, prenorm, dropout, tie_dropout
+            )
             for _ in range(n_layers)
+            for make in block.values()
         )
         # postnorm blocks end normalized already; prenorm stacks need a last norm
         self.norm = SequenceNorm(d_model, norm) if prenorm else nn.Identity()
 
+    def encode(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Encoder and positions: (B, L, d_input) or (B, L) ids -> (B, L, H)."""
+        x = self.encoder(x)  # (B, L, H)
+        return x if self.position is None else self.position(x, offset=offset)
+
     def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
         """x (B, L, d_input) or (B, L) ids, lengths (B,) valid steps -> features (B, L, H)."""
-        x = self.encoder(x)  # (B, L, H)
+        x = self.encode(x)  # (B, L, H)
         for block in self.blocks:
             x = block(x, lengths=lengths, rate=rate)
         return self.norm(x)
@@ -104,17 +161,20 @@ class SequenceModel(nn.Module):
     def setup_step(self) -> None:
         """Prepare every layer for recurrent stepping (e.g. discretize its SSM once)."""
         for block in self.blocks:
+            if not hasattr(block.layer, "setup_step"):
+                raise ValueError(f"{type(block.layer).__name__} has no recurrent mode (no step())")
             block.layer.setup_step()
 
-    def default_state(self, batch_size: int) -> list[Any]:
-        """Initial recurrent state: one entry per layer."""
-        return [block.layer.default_state(batch_size) for block in self.blocks]
+    def default_state(self, batch_size: int) -> StackState:
+        """Initial recurrent state: t = 0 and one entry per residual layer."""
+        return 0, [block.layer.default_state(batch_size) for block in self.blocks]
 
-    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+    def step(self, x: Tensor, state: StackState) -> tuple[Tensor, StackState]:
         """One time step: x (B, d_input) or (B,) token ids -> features (B, H), next state."""
-        x = self.encoder(x)  # (B, H)
-        next_state = []
-        for block, s in zip(self.blocks, state, strict=True):
+        t, states = state
+        x = self.encode(x[:, None], offset=t)[:, 0]  # (B, H)
+        next_states = []
+        for block, s in zip(self.blocks, states, strict=True):
             x, s = block.step(x, s)
-            next_state.append(s)
-        return self.norm(x), next_state
+            next_states.append(s)
+        return self.norm(x), (t + 1, next_states)

@@ -2,7 +2,7 @@
 
     u = x · 1[l < length]              padded positions (suffix padding) are zeroed first
     y = K̄ * u + D u                    FFT convolution with the SSM kernel, D skip   (channels C)
-    y = dropout(activation(y))         dropout mask tied over the sequence (v3's order)
+    y = dropout(activation(y))         mask tied over the sequence unless tie_dropout=False (v3)
     y = GLU(W y + b)                   output linear H·C -> 2H, gated back to H (final_act="glu")
 The kernel is a component: `kernel(d_model=H, l_max=L, channels=C')` builds it (S4Kernel,
 S4DKernel, ...), with C' = 2C for bidirectional layers, which add an anti-causal kernel
@@ -68,6 +68,7 @@ class S4Block(nn.Module):
         dropout: float = 0.0,
         activation: Literal["gelu", "silu", "relu", "tanh", "id"] = "gelu",
         final_act: Literal["glu", "linear"] | None = "glu",
+        tie_dropout: bool = True,
     ) -> None:
         super().__init__()
         if final_act not in FINAL_ACTS:
@@ -80,7 +81,10 @@ class S4Block(nn.Module):
             d_model=d_model, l_max=l_max, channels=channels * (2 if bidirectional else 1)
         )
         self.activation = make_activation(activation)
-        self.dropout = nn.Dropout1d(dropout) if dropout > 0 else nn.Identity()
+        if dropout == 0:
+            self.dropout: nn.Module = nn.Identity()
+        else:  # tied: one mask per (example, channel) for the whole sequence, on (B, C·H, L)
+            self.dropout = nn.Dropout1d(dropout) if tie_dropout else nn.Dropout(dropout)
         if final_act is None:
             self.output = nn.Identity()
         else:

@@ -2,6 +2,8 @@
 
   logits = head(model(x))                 head: per position (LinearHead), (B, L, vocab)
   loss = −(1/T) Σ_t log p(y_t | x_≤t)    (nats per token, averaged over all tokens of the epoch)
+An AdaptiveSoftmax head gives −log p(y_t | x_≤t) per target without full-vocabulary logits
+(WT103); it is tied to the backbone's AdaptiveEmbedding when built, and logs no accuracy.
   ppl  = exp(loss)
   bpb  = loss / ln 2 / bytes_per_token    (when the datamodule defines `bytes_per_token`)
   acc  = fraction of targeted positions whose argmax is the target
@@ -22,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from s4lab.data.base import DataSizes
+from s4lab.models.adaptive_softmax import AdaptiveSoftmax
 from s4lab.tasks.base import STAGES, SequenceTask
 
 IGNORE_INDEX = -100  # targets with this value are not scored (F.cross_entropy's default)
@@ -43,6 +47,17 @@ class LanguageModel(SequenceTask):
         self.nll = nn.ModuleDict({f"{stage}_nll": MeanMetric() for stage in STAGES})
         self.acc = nn.ModuleDict({f"{stage}_acc": MeanMetric() for stage in STAGES})
 
+    def build(self, sizes: DataSizes) -> None:
+        """Build backbone and head; an adaptive softmax is tied to the adaptive input embedding."""
+        built = self.sizes is not None
+        super().build(sizes)
+        head = self.head
+        tied = isinstance(head, AdaptiveSoftmax) and (
+            head.tie_weights or (head.tie_projs and head.div_val > 1)  # div_val 1: no projections
+        )
+        if tied and not built:
+            head.tie(self.model.encoder)
+
     def setup_data(self, data: Any) -> None:
         """Read `bytes_per_token` from the datamodule, if it has one (byte-level bpb)."""
         self.bytes_per_token = getattr(data, "bytes_per_token", None)
@@ -53,13 +68,20 @@ class LanguageModel(SequenceTask):
 
     def shared_step(self, batch: Sequence[Tensor], stage: str) -> Tensor:
         x, y = batch[0], batch[1]
-        logits = self(x)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE_INDEX)
         scored = y != IGNORE_INDEX
         n = int(scored.sum())
+        features = self.model(x)  # (B, L, H)
+        if isinstance(self.head, AdaptiveSoftmax):
+            nll = self.head.nll(features, y, ignore_index=IGNORE_INDEX)  # (B, L), 0 where ignored
+            loss = nll.sum() / max(n, 1)
+        else:
+            logits = self.head(features)  # (B, L, vocab)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE_INDEX
+            )
+            correct = (logits.argmax(-1) == y)[scored].float()
+            self.acc[f"{stage}_acc"].update(correct.mean(), weight=n)
         self.nll[f"{stage}_nll"].update(loss.detach(), weight=n)
-        correct = (logits.argmax(-1) == y)[scored].float()
-        self.acc[f"{stage}_acc"].update(correct.mean(), weight=n)
         self.log_metric(f"{stage}/loss", loss, n)
         return loss
 
@@ -70,7 +92,8 @@ class LanguageModel(SequenceTask):
             return  # e.g. no tracked test split this epoch
         nll = nll_metric.compute()
         self.log(f"{stage}/ppl", torch.exp(nll), add_dataloader_idx=False)
-        self.log(f"{stage}/acc", acc_metric.compute(), add_dataloader_idx=False)
+        if acc_metric.update_count:  # not with an adaptive softmax (no full logits)
+            self.log(f"{stage}/acc", acc_metric.compute(), add_dataloader_idx=False)
         if self.bytes_per_token:
             bpb = nll / math.log(2) / self.bytes_per_token
             self.log(f"{stage}/bpb", bpb, add_dataloader_idx=False)
@@ -91,11 +114,11 @@ class LanguageModel(SequenceTask):
         """Prepare the backbone for token-by-token generation."""
         self.model.setup_step()
 
-    def default_state(self, batch_size: int) -> list[Any]:
-        """Zero recurrent state of the backbone, one entry per layer."""
+    def default_state(self, batch_size: int) -> Any:
+        """Zero recurrent state of the backbone: (t = 0, one entry per residual layer)."""
         return self.model.default_state(batch_size)
 
-    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One token x (B,) -> next-token logits (B, vocab), next state; equals forward()."""
         features, state = self.model.step(x, state)  # (B, H)
         return self.head(features), state
