@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: help setup train test test-slow lint bench
+.PHONY: help setup train test test-slow lint bench report
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,3 +30,8 @@ lint: $(STAMP)  ## ruff check + format check
 
 bench: $(STAMP)  ## layer speed/memory on this machine's CPU (JSON lines)
 	$(PY) benchmarks/layer_speed.py --device cpu
+
+TABLE ?= lra
+RUNS ?= $(lastword $(sort $(wildcard logs/tables/$(TABLE)/*/)))  # the newest sweep
+report: $(STAMP)  ## paper vs ours: make report TABLE=lra RUNS=logs/tables/lra/<time> -> results/
+	$(PY) scripts/report.py --table $(TABLE) --runs $(RUNS)

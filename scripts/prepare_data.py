@@ -5,10 +5,14 @@
     python scripts/prepare_data.py pathfinder --generate [--resolution 32|64|128|256] ...
 
 NAME: listops, imdb, aan, pathfinder, pathx, cifar, mnist, fashion-mnist, speech-commands, wt103,
-ett. The data root is --data-dir, else $DATA_DIR, else <repo>/data (the default paths.data_dir).
+ett, weather, ecl. The data root is --data-dir, else $DATA_DIR, else <repo>/data (the default
+paths.data_dir).
 Archives are kept under <root>/downloads/ (the LRA tarball serves listops, aan, pathfinder and
 pathx) and resumed there after an interruption. --from DIR takes the same files from a local
 folder instead of the network (fashion-mnist does so from the Debian package when installed).
+weather and ecl come only in informer.zip behind a Google Drive page (no direct URL): without
+--from DIR (holding informer.zip or the csv) or --mirror URL (serving informer.zip) the script
+says where to put the file and exits with status 1.
 See data/README.md for sources, licences and the resulting tree.
 """
 
@@ -80,11 +84,15 @@ ETT = {  # file -> folder under <root>/informer/, as the official S4 layout
     Remote(f"{ETT_URL}/ETTh2.csv", md5="51a229a3fc13579dd939364fefe9c7ab"): "etth",
     Remote(f"{ETT_URL}/ETTm1.csv"): "ettm",  # md5 not published or measured
 }
+# Weather and ECL: NAME -> the csv in informer.zip's NAME/ folder, as the official S4 layout.
+INFORMER = {"weather": "WTH.csv", "ecl": "ECL.csv"}
+INFORMER_ZIP = "informer.zip"
+INFORMER_PAGE = "https://drive.google.com/file/d/1XqpxE6cthIxKYviSmR703yU45vdQ1oHT/view?usp=sharing"
 LRA_FOLDERS = {"listops": "listops-1000", "aan": "tsv_data"}  # NAME -> folder in lra_release.gz
 DEFAULT_RESOLUTION = {"pathfinder": 32, "pathx": 128}
 GENERATED = {"listops", "pathfinder", "pathx"}
 NAMES = ["listops", "imdb", "aan", "pathfinder", "pathx", "cifar", "mnist", "fashion-mnist"]
-NAMES += ["speech-commands", "wt103", "ett"]
+NAMES += ["speech-commands", "wt103", "ett", "weather", "ecl"]
 
 
 def obtain(remote: Remote, dest: Path, args: argparse.Namespace, check: bool = True) -> Path:
@@ -109,6 +117,37 @@ def unpack(archive: Path, folder: str, dest: Path) -> None:
         where = f"a folder named {folder!r}" if folder else "any file"
         raise DownloadError(f"{archive}: no {where} inside; is it the right archive?")
     print(f"extracted {archive.name}:{folder or '/'} -> {dest}", file=sys.stderr)
+
+
+def prepare_informer(name: str, root: Path, args: argparse.Namespace) -> Path:
+    """Weather or ECL into <root>/informer/NAME/: the csv copied from --from DIR, or its folder
+    extracted from informer.zip (in --from DIR or at --mirror URL); else say where to put it."""
+    filename, dest = INFORMER[name], root / "informer" / name
+    if args.source_dir is None and args.mirror is None:
+        raise DownloadError(
+            f"{name}: {INFORMER_ZIP} is published only as a Google Drive page ({INFORMER_PAGE}, "
+            "linked from the S4 src/dataloaders/README.md), with no stable direct URL. Download it "
+            f"by hand, then run: python scripts/prepare_data.py {name} --from DIR (DIR holding "
+            f"{INFORMER_ZIP} or {filename}); or unzip it so that {dest / filename} exists"
+        )
+    if args.source_dir is not None:
+        src = Path(args.source_dir)
+        if (src / filename).is_file():  # the csv itself, as in an unzipped informer/NAME/
+            dest.mkdir(parents=True, exist_ok=True)
+            if (src / filename).resolve() != (dest / filename).resolve():
+                shutil.copyfile(src / filename, dest / filename)
+            print(f"copied {src / filename} -> {dest / filename}", file=sys.stderr)
+            return dest
+        archive = src / INFORMER_ZIP
+        if not archive.is_file():
+            raise DownloadError(f"neither {filename} nor {INFORMER_ZIP} found in {src} (--from)")
+    else:  # no checksum is published for informer.zip
+        url = f"{args.mirror.rstrip('/')}/{INFORMER_ZIP}"
+        archive = fetch(url, root / "downloads" / INFORMER_ZIP, progress=not args.quiet)
+    unpack(archive, name, dest)
+    if not (dest / filename).is_file():
+        raise DownloadError(f"{archive}: its {name}/ folder holds no {filename}")
+    return dest
 
 
 def generate(name: str, root: Path, args: argparse.Namespace) -> Path:
@@ -186,6 +225,8 @@ def prepare(name: str, root: Path, args: argparse.Namespace) -> Path:
         for remote, folder in remotes.items():
             obtain(remote, root / "informer" / folder / remote.filename, args)
         return root / "informer"
+    if name in INFORMER:
+        return prepare_informer(name, root, args)
     raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(NAMES)}")
 
 

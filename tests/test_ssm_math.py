@@ -16,7 +16,7 @@ from s4lab.ssm.cauchy import cauchy, cauchy_ref
 from s4lab.ssm.diag_init import diag_init
 from s4lab.ssm.discretize import discretize_dense, discretize_diag
 from s4lab.ssm.dplr import double_C, dplr_dense, truncate_C, untruncate_C
-from s4lab.ssm.fftconv import fft_conv, two_sided_kernel
+from s4lab.ssm.fftconv import fast_length, fft_conv, two_sided_kernel
 from s4lab.ssm.hippo import HIPPO_INITS, nplr, rank_correction, transition
 from s4lab.ssm.kernels import s4_kernel, s4d_kernel
 from s4lab.ssm.reference import both_halves, ssm_kernel_ref, ssm_scan
@@ -266,6 +266,29 @@ def test_two_sided_conv_definition():
         for s in range(L):
             y_loop[:, t] += (K0[:, t - s] if s <= t else K1[:, s - t - 1]) * u[0, :, s]
     torch.testing.assert_close(y, y_loop)
+
+
+@pytest.mark.parametrize("L", [1, 2, 7, 31, 744])
+def test_causal_fft_conv_is_the_direct_convolution(L: int):
+    """y_t = Σ_{s ≤ t} K_{t−s} u_s at lengths whose FFT size is not 2L (2L − 1 rounded up)."""
+    g = torch.Generator().manual_seed(L)
+    u = torch.randn(2, 3, L, dtype=torch.float64, generator=g)
+    K = torch.randn(1, 3, L, dtype=torch.float64, generator=g)
+    direct = torch.stack(
+        [(K[0, :, : t + 1].flip(-1) * u[..., : t + 1]).sum(-1) for t in range(L)], dim=-1
+    )
+    torch.testing.assert_close(fft_conv(u, K)[:, 0], direct, rtol=1e-10, atol=1e-10)
+
+
+def test_fast_length_is_the_smallest_5_smooth_number_not_below_n():
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 600):
+        assert fast_length(n) == next(m for m in range(n, 2 * n + 1) if smooth(m))
 
 
 def test_fft_conv_rejects_wrong_kernel_length():

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningDataModule, Trainer
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from s4lab.data.base import DataSizes
@@ -178,9 +179,33 @@ def test_forecasting_original_scale():
     assert out["val/mse_orig"] == pytest.approx(4 * out["val/mse"], rel=1e-5)
     assert out["val/mae_orig"] == pytest.approx(2 * out["val/mae"], rel=1e-5)
     with torch.no_grad():
-        mse = F.mse_loss(task(x)[:, -4:], y)  # the last `horizon` positions are the forecast
+        mse = F.mse_loss(task(x, 4), y)  # the last `horizon` positions are the forecast
     assert out["val/loss"] == pytest.approx(out["val/mse"], rel=1e-5)
     assert out["val/mse"] == pytest.approx(float(mse), rel=1e-5)
+
+
+def test_forecasting_norm_last_forecasts_the_change_from_the_last_value():
+    """norm="last": a zero head forecasts the last context value of each target series (the
+    naive forecast); the backbone sees the context minus it, time features untouched."""
+    task = Forecaster(MODEL, LinearHead, ADAMW, norm="last")
+    task.build(DataSizes(d_input=4, d_output=1, l_max=L, vocab_size=None))
+    # x columns: 3 series (the target is series 2), then 1 time feature
+    task.setup_data(SimpleNamespace(mean=0.0, std=1.0, target_columns=[2], d_data=3))
+    nn.init.zeros_(task.head.decoder.weight)
+    nn.init.zeros_(task.head.decoder.bias)
+    seen = []
+    task.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    x = torch.randn(B, L, 4)
+    x[:, -4:, :3] = 0  # the zeroed future rows of a 4-step horizon
+    y_hat = task(x, 4)  # (B, 4, 1)
+    last = x[:, L - 5, 2]  # the target's last context value
+    torch.testing.assert_close(y_hat, last[:, None, None].expand(B, 4, 1))
+    shifted = seen[0]
+    torch.testing.assert_close(shifted[:, : L - 4, :3], x[:, : L - 4, :3] - x[:, L - 5 : L - 4, :3])
+    torch.testing.assert_close(shifted[:, :, 3], x[:, :, 3])  # time features
+    assert (shifted[:, -4:, :3] == 0).all()  # the future reads "no change"
+    with pytest.raises(ValueError, match="'none' or 'last'"):
+        Forecaster(MODEL, LinearHead, ADAMW, norm="mean")
 
 
 def test_classification_with_lengths_and_half_rate():

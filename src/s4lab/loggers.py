@@ -27,6 +27,7 @@ def wandb_logger(
     save_dir: str,
     tags: list[str] | None = None,
     group: str | None = None,
+    job_type: str | None = None,
     mode: str | None = None,
     init_timeout: float = 30.0,
     id: str | None = None,
@@ -36,6 +37,7 @@ def wandb_logger(
     mode: "online", "offline" or "disabled"; None reads WANDB_MODE, else online iff credentials.
     init_timeout bounds the wait for the service; if it cannot be reached, the run goes offline.
     id: continue that wandb run (with ckpt_path=last, so a resumed run keeps one dashboard).
+    group, job_type: a table run's table name and row id (`python train.py -m table=<name>`).
     """
     mode = (
         mode or os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
@@ -49,6 +51,7 @@ def wandb_logger(
             save_dir=save_dir,
             tags=list(tags or []),
             group=group,
+            job_type=job_type,
             offline=mode == "offline",
             mode=mode,
             settings=wandb.Settings(init_timeout=init_timeout),

@@ -47,6 +47,7 @@ from s4lab.loggers import finish_wandb
 HYDRA_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
 TOP_LEVEL_TYPES: dict[str, Any] = {  # keys of configs/train.yaml that no _target_ receives
     "seed": int,
+    "table_row": str | None,
     "monitor": str,
     "mode": typing.Literal["min", "max"],
     "track_test": bool,
@@ -69,21 +70,33 @@ def available_experiments(config_dir: Path) -> list[str]:
     return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
 
 
+def available_tables(config_dir: Path) -> list[str]:
+    """Table names (`configs/table/<name>.yaml`: one paper table each, run with -m)."""
+    return sorted(p.stem for p in (Path(config_dir) / "table").glob("*.yaml"))
+
+
 def check_experiment_args(args: list[str], config_dir: Path) -> None:
-    """Fail early, listing the available experiments, if `experiment=<name>` names none of them.
+    """Fail early, listing the available experiments (tables), if `experiment=<name>`
+    (`table=<name>`) names none of them, or if `table=` is given without `-m`.
 
     Hydra's own error only says "Could not find 'experiment/<name>'".
     """
-    available = available_experiments(config_dir)
+    listings = {"experiment": available_experiments, "table": available_tables}
     for arg in args:
         key, _, value = arg.lstrip("+~").partition("=")
-        if key != "experiment" or not value or value == "null" or "(" in value:
+        if key not in listings or not value or value == "null" or "(" in value:
             continue  # sweep functions such as glob(lra/*) are left to Hydra
+        if key == "table" and "," in value:
+            raise SystemExit(f"table={value}: run one table at a time (e.g. -m table=lra)")
+        available = listings[key](config_dir)
         unknown = [name for name in value.split(",") if name not in available]
         if unknown:
             listing = "\n  ".join(available)
+            raise SystemExit(f"Unknown {key}: {', '.join(unknown)}\nAvailable {key}s:\n  {listing}")
+        if key == "table" and not {"-m", "--multirun"} & set(args):
             raise SystemExit(
-                f"Unknown experiment: {', '.join(unknown)}\nAvailable experiments:\n  {listing}"
+                f"table={value} runs every row and seed of the table: add -m "
+                f"(python train.py -m table={value})"
             )
 
 

@@ -27,6 +27,10 @@ Batch layout (the official S4 forecasting setup, `src/dataloaders/et.py`, with o
     y (B, horizon, d_output): the scaled targets of the `horizon` rows after the context.
 Informer's `label_len` is not an option: it only shapes Informer's decoder input, and S4's targets
 never depend on it. Every window is evaluated (Informer's test loader drops the last partial batch).
+
+`InformerDataModule` holds what the protocol shares (column modes, train-only scaler, time
+features, windows); Weather and ECL (`s4lab.data.informer_custom`) differ only in their file,
+header and 70/10/20 borders.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ class ForecastWindows(Dataset):
         self.start, self.end, self.seq_len, self.horizon = start, end, seq_len, horizon
 
     def __len__(self) -> int:
-        return self.end - self.start - self.seq_len - self.horizon + 1
+        return max(0, self.end - self.start - self.seq_len - self.horizon + 1)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         if not 0 <= i < len(self):
@@ -156,13 +160,120 @@ class ForecastWindows(Dataset):
         return x, y
 
 
-class ETT(SequenceDataModule):
-    """ETTh1/ETTh2/ETTm1 forecasting windows; see the module docstring for the protocol.
+class InformerDataModule(SequenceDataModule):
+    """Forecasting windows under the Informer protocol: what ETT, Weather and ECL share.
 
-    After `setup()`: `d_input` = d_data + d_time, `d_output` (7 for M, else 1),
-    `l_max` = seq_len + horizon, `horizon`, and `mean`, `std` (d_output,): the train-only scaler
-    of the target columns, to report metrics on the original scale.
+    A subclass sets `path` (the csv), `name` (for messages), `minutes` (15-minute rows) and
+    `prepare_command`, and implements `read(path)` -> (dates (T,), values (T, C), the C column
+    names) and `borders(n_rows)` -> {"train", "val", "test": (start, end)}. This class then
+    selects the columns (S: the target; M, MS: all C), fits the scaler on the train rows only
+    (ddof 0), adds the time features and cuts the windows of the module docstring.
+
+    After `setup()`: `d_input` = d_data + d_time, `d_output` (C for M, else 1),
+    `l_max` = seq_len + horizon, `horizon`, `columns` (the d_data input column names), and
+    `mean`, `std` (d_output,): the train-only scaler of the target columns, to report metrics on
+    the original scale.
     """
+
+    path: Path
+    name: str
+    minutes: bool = False
+    prepare_command: str
+
+    def __init__(
+        self,
+        data_dir: str,
+        features: str,
+        target: str,
+        timeenc: int,
+        seq_len: int,
+        horizon: int,
+        batch_size: int,
+        batch_size_eval: int | None,
+        num_workers: int | None,
+        seed: int,
+        track_test: bool,
+    ) -> None:
+        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
+        if features not in FEATURES:
+            raise ValueError(f"features={features!r}; expected one of {FEATURES} (Informer modes)")
+        if timeenc not in (0, 1):
+            raise ValueError(f"timeenc={timeenc!r}; expected 0 (calendar integers) or 1 (scaled)")
+        if seq_len < 1 or horizon < 1:
+            raise ValueError(f"seq_len={seq_len}, horizon={horizon}; both must be >= 1")
+        self.features, self.target, self.timeenc = features, target, timeenc
+        self.seq_len, self.horizon = seq_len, horizon
+        self.l_max = seq_len + horizon
+        self.vocab_size = None
+
+    def read(self, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """Dates (T,) datetime64, values (T, C) float64 and the C column names of the file."""
+        raise NotImplementedError
+
+    def borders(self, n_rows: int) -> dict[str, tuple[int, int]]:
+        """Row ranges [start, end) of the train/val/test splits of a file of n_rows rows."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        require(self.path, prepare=self.prepare_command)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        dates, values, columns = self.read(require(self.path, prepare=self.prepare_command))
+        step = np.timedelta64(15 if self.minutes else 60, "m")
+        if len(dates) > 1 and dates[1] - dates[0] != step:
+            raise ValueError(
+                f"{self.path}: rows {dates[1] - dates[0]} apart, expected {step} for {self.name}"
+            )
+        borders = self.borders(len(values))
+        n_needed = borders["test"][1]
+        if len(values) < n_needed:
+            raise ValueError(
+                f"{self.path} has {len(values)} data rows; the {self.name} borders need "
+                f"at least {n_needed}. Truncated? Re-create it with: {self.prepare_command}"
+            )
+        if self.target not in columns:
+            raise ValueError(f"{self.path}: no target column {self.target!r} in {columns}")
+
+        i_target = columns.index(self.target)
+        cols = [i_target] if self.features == "S" else list(range(values.shape[1]))
+        targets = [cols.index(i_target)] if self.features != "M" else list(range(len(cols)))
+        data = values[:, cols]  # (T, d_data)
+        train_start, train_end = borders["train"]
+        mean = data[train_start:train_end].mean(0)
+        std = data[train_start:train_end].std(0)  # ddof 0, as Informer's StandardScaler
+        scaled = torch.from_numpy((data - mean) / std).float()
+        stamps = torch.from_numpy(time_features(dates, self.timeenc, self.minutes))
+
+        self.columns = tuple(columns[i] for i in cols)
+        self.mean = torch.from_numpy(mean[targets]).float()  # (d_output,)
+        self.std = torch.from_numpy(std[targets]).float()
+        self.d_input = data.shape[1] + stamps.shape[1]
+        self.d_output = len(targets)
+        self.d_data, self.target_columns = data.shape[1], targets  # series columns of x
+        splits = {}
+        for name, (start, end) in borders.items():
+            splits[name] = ForecastWindows(
+                scaled, stamps, targets, start, end, self.seq_len, self.horizon
+            )
+            if start < 0 or len(splits[name]) < 1:
+                raise ValueError(
+                    f"seq_len + horizon = {self.l_max} leaves no {name} window in rows "
+                    f"[{start}, {end}); use a shorter context or horizon"
+                )
+        self.data_train, self.data_val, self.data_test = (
+            splits["train"],
+            splits["val"],
+            splits["test"],
+        )
+
+
+class ETT(InformerDataModule):
+    """ETTh1/ETTh2/ETTm1 forecasting windows; see the module docstring for the protocol and
+    `InformerDataModule` for the attributes set by `setup()`."""
+
+    prepare_command = PREPARE
 
     def __init__(
         self,
@@ -180,71 +291,31 @@ class ETT(SequenceDataModule):
         seed: int = 42,
         track_test: bool = False,
     ) -> None:
-        super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant!r}; expected one of {VARIANTS}")
-        if features not in FEATURES:
-            raise ValueError(f"features={features!r}; expected one of {FEATURES} (Informer modes)")
         if target not in COLUMNS[1:]:
             raise ValueError(f"target={target!r}; expected one of the columns {COLUMNS[1:]}")
-        if timeenc not in (0, 1):
-            raise ValueError(f"timeenc={timeenc!r}; expected 0 (calendar integers) or 1 (scaled)")
-        if seq_len < 1 or horizon < 1:
-            raise ValueError(f"seq_len={seq_len}, horizon={horizon}; both must be >= 1")
+        super().__init__(
+            data_dir,
+            features,
+            target,
+            timeenc,
+            seq_len,
+            horizon,
+            batch_size,
+            batch_size_eval,
+            num_workers,
+            seed,
+            track_test,
+        )
         folder = "etth" if variant.startswith("ETTh") else "ettm"
         self.path = Path(path) if path else self.data_dir / folder / f"{variant}.csv"
-        self.variant, self.features, self.target, self.timeenc = variant, features, target, timeenc
-        self.seq_len, self.horizon = seq_len, horizon
-        self.l_max = seq_len + horizon
-        self.vocab_size = None
+        self.variant = self.name = variant
+        self.minutes = variant.startswith("ETTm")
 
-    def prepare_data(self) -> None:
-        require(self.path, prepare=PREPARE)
+    def read(self, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        dates, values = read_ett_csv(path)
+        return dates, values, COLUMNS[1:]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.data_train is not None:
-            return
-        dates, values = read_ett_csv(require(self.path, prepare=PREPARE))
-        minutes = self.variant.startswith("ETTm")
-        step = np.timedelta64(15 if minutes else 60, "m")
-        if len(dates) > 1 and dates[1] - dates[0] != step:
-            raise ValueError(
-                f"{self.path}: rows {dates[1] - dates[0]} apart, expected {step} for {self.variant}"
-            )
-        borders = ett_borders(self.variant, self.seq_len)
-        n_needed = borders["test"][1]
-        if len(values) < n_needed:
-            raise ValueError(
-                f"{self.path} has {len(values)} data rows; the {self.variant} borders need "
-                f"at least {n_needed}. Truncated? Re-create it with: {PREPARE}"
-            )
-
-        i_target = COLUMNS.index(self.target) - 1
-        cols = [i_target] if self.features == "S" else list(range(values.shape[1]))
-        targets = [cols.index(i_target)] if self.features != "M" else list(range(len(cols)))
-        data = values[:, cols]  # (T, d_data)
-        train_start, train_end = borders["train"]
-        mean = data[train_start:train_end].mean(0)
-        std = data[train_start:train_end].std(0)  # ddof 0, as Informer's StandardScaler
-        scaled = torch.from_numpy((data - mean) / std).float()
-        stamps = torch.from_numpy(time_features(dates, self.timeenc, minutes))
-
-        self.mean = torch.from_numpy(mean[targets]).float()  # (d_output,)
-        self.std = torch.from_numpy(std[targets]).float()
-        self.d_input = data.shape[1] + stamps.shape[1]
-        self.d_output = len(targets)
-        splits = {}
-        for name, (start, end) in borders.items():
-            splits[name] = ForecastWindows(
-                scaled, stamps, targets, start, end, self.seq_len, self.horizon
-            )
-            if len(splits[name]) < 1:
-                raise ValueError(
-                    f"seq_len + horizon = {self.l_max} leaves no {name} window in rows "
-                    f"[{start}, {end}); use a shorter context or horizon"
-                )
-        self.data_train, self.data_val, self.data_test = (
-            splits["train"],
-            splits["val"],
-            splits["test"],
-        )
+    def borders(self, n_rows: int) -> dict[str, tuple[int, int]]:
+        return ett_borders(self.variant, self.seq_len)
