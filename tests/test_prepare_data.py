@@ -54,8 +54,8 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
+        server.sent += len(body) - start  # counted first: the client may finish before this
         self.wfile.write(body[start:])
-        server.sent += len(body) - start
 
     def log_message(self, *args) -> None:
         """Keep the test output free of the server's access log."""
