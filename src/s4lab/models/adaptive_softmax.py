@@ -106,6 +106,11 @@ class AdaptiveSoftmax(nn.Module):
         if self.tie_projs and self.div_val > 1:
             self.tail_projs = nn.ParameterList(list(embedding.projections)[1:])
 
+    @property
+    def needs_tie(self) -> bool:
+        """Whether some parameter must come from an AdaptiveEmbedding (div_val 1: no P_i)."""
+        return self.tie_weights or (self.tie_projs and self.div_val > 1)
+
     def _require_tied(self) -> None:
         missing = []
         if len(self.weights) != self.n_clusters + 1:

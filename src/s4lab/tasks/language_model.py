@@ -51,12 +51,8 @@ class LanguageModel(SequenceTask):
         """Build backbone and head; an adaptive softmax is tied to the adaptive input embedding."""
         built = self.sizes is not None
         super().build(sizes)
-        head = self.head
-        tied = isinstance(head, AdaptiveSoftmax) and (
-            head.tie_weights or (head.tie_projs and head.div_val > 1)  # div_val 1: no projections
-        )
-        if tied and not built:
-            head.tie(self.model.encoder)
+        if not built and isinstance(self.head, AdaptiveSoftmax) and self.head.needs_tie:
+            self.head.tie(self.model.encoder)
 
     def setup_data(self, data: Any) -> None:
         """Read `bytes_per_token` from the datamodule, if it has one (byte-level bpb)."""
