@@ -5,7 +5,7 @@
     python scripts/prepare_data.py pathfinder --generate [--resolution 32|64|128|256] ...
 
 NAME: listops, imdb, aan, pathfinder, pathx, cifar, mnist, fashion-mnist, speech-commands, wt103,
-ett, weather, ecl. The data root is --data-dir, else $DATA_DIR, else <repo>/data (the default
+ett, weather, ecl, kjv. The data root is --data-dir, else $DATA_DIR, else <repo>/data (the default
 paths.data_dir).
 Archives are kept under <root>/downloads/ (the LRA tarball serves listops, aan, pathfinder and
 pathx) and resumed there after an interruption. --from DIR takes the same files from a local
@@ -13,6 +13,11 @@ folder instead of the network (fashion-mnist does so from the Debian package whe
 weather and ecl come only in informer.zip behind a Google Drive page (no direct URL): without
 --from DIR (holding informer.zip or the csv) or --mirror URL (serving informer.zip) the script
 says where to put the file and exits with status 1.
+kjv (the King James Bible, public domain) is read from the Debian packages bible-kjv-text and
+bible-kjv (`apt-get install bible-kjv`), or from --from DIR holding kjv.txt (one verse a line), and
+written in WikiText's layout (kjv/wiki.{train,valid,test}.tokens, words and punctuation separated
+by spaces, one verse a line, words seen once in train as <unk>); every 50 verses, the 49th goes
+to valid and the 50th to test.
 See data/README.md for sources, licences and the resulting tree.
 """
 
@@ -20,8 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +100,11 @@ LRA_FOLDERS = {"listops": "listops-1000", "aan": "tsv_data"}  # NAME -> folder i
 DEFAULT_RESOLUTION = {"pathfinder": 32, "pathx": 128}
 GENERATED = {"listops", "pathfinder", "pathx"}
 NAMES = ["listops", "imdb", "aan", "pathfinder", "pathx", "cifar", "mnist", "fashion-mnist"]
-NAMES += ["speech-commands", "wt103", "ett", "weather", "ecl"]
+NAMES += ["speech-commands", "wt103", "ett", "weather", "ecl", "kjv"]
+KJV_COMMAND = ["bible", "-f", "gen1:1-rev22:21"]  # Debian bible-kjv: every verse, one a line
+KJV_VERSE = re.compile(r"^[1-3]?[A-Za-z]+\d+:\d+ (.*)$")  # "Ge1:1 In the beginning ..."
+KJV_EVERY = 50  # of every 50 verses, one goes to valid and one to test
+KJV_MIN_COUNT = 2  # rarer train words become <unk>
 
 
 def obtain(remote: Remote, dest: Path, args: argparse.Namespace, check: bool = True) -> Path:
@@ -147,6 +159,47 @@ def prepare_informer(name: str, root: Path, args: argparse.Namespace) -> Path:
     unpack(archive, name, dest)
     if not (dest / filename).is_file():
         raise DownloadError(f"{archive}: its {name}/ folder holds no {filename}")
+    return dest
+
+
+def tokenize_verse(text: str) -> str:
+    """Words and punctuation separated by single spaces (WikiText's form)."""
+    return " ".join(re.findall(r"[A-Za-z0-9']+|[^\sA-Za-z0-9']", text))
+
+
+def kjv_splits(verses: list[str]) -> dict[str, list[str]]:
+    """Tokenized verses split by position (verse i: valid at i % 50 == 48, test at 49); words
+    seen fewer than twice in train become <unk>, as WikiText's closed vocabulary needs."""
+    splits: dict[str, list[list[str]]] = {"train": [], "valid": [], "test": []}
+    for i, verse in enumerate(verses):
+        split = {KJV_EVERY - 2: "valid", KJV_EVERY - 1: "test"}.get(i % KJV_EVERY, "train")
+        splits[split].append(tokenize_verse(verse).split())
+    counts = Counter(w for words in splits["train"] for w in words)
+    return {
+        split: [" ".join(w if counts[w] >= KJV_MIN_COUNT else "<unk>" for w in v) for v in lines]
+        for split, lines in splits.items()
+    }
+
+
+def prepare_kjv(root: Path, args: argparse.Namespace) -> Path:
+    """kjv/wiki.{train,valid,test}.tokens from the Debian bible-kjv packages (or --from DIR)."""
+    if args.source_dir is not None:
+        text = (Path(args.source_dir) / "kjv.txt").read_text(encoding="utf-8")
+        verses = [line.strip() for line in text.splitlines() if line.strip()]
+    else:
+        if shutil.which(KJV_COMMAND[0]) is None:
+            raise DownloadError("kjv needs the Debian packages: apt-get install bible-kjv")
+        listing = subprocess.run(KJV_COMMAND, capture_output=True, text=True, check=True).stdout
+        verses = [m.group(1) for m in map(KJV_VERSE.match, listing.splitlines()) if m]
+    if not verses:
+        raise DownloadError(
+            f"kjv: no verse found in the output of `{' '.join(KJV_COMMAND)}` (or kjv.txt); "
+            "is bible-kjv installed and its text the `Book c:v text` listing?"
+        )
+    dest = root / "kjv"
+    dest.mkdir(parents=True, exist_ok=True)
+    for split, lines in kjv_splits(verses).items():
+        (dest / f"wiki.{split}.tokens").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return dest
 
 
@@ -227,6 +280,8 @@ def prepare(name: str, root: Path, args: argparse.Namespace) -> Path:
         return root / "informer"
     if name in INFORMER:
         return prepare_informer(name, root, args)
+    if name == "kjv":
+        return prepare_kjv(root, args)
     raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(NAMES)}")
 
 

@@ -390,6 +390,8 @@ OURS = (
     # baselines of the paper's tables (LRA, fairseq and paper protocols; no S4 repo config)
     "cifar/transformer",
     "lm/transformer",
+    "generation/kjv",  # generation demos (README): small CPU models
+    "generation/fashion_pixels",
     *(f"lra_transformer/{task}" for task in ("listops", "imdb", "aan", "image", "pathfinder")),
     "lra_transformer/pathx",
     *(f"table3/{model}" for model in ("transformer", "performer", "linear_attention", "s4")),

@@ -147,6 +147,22 @@ def test_time_encodings_match_the_calendar():
     assert enc1[0, 4] == pytest.approx(0.5)  # 31 Dec 2016 is day 366 of a leap year
 
 
+def test_no_time_features_leaves_the_series_alone(etth_root):
+    """timeenc None (the forecasting recipe): x holds the d_data series columns and nothing else."""
+    root, values = etth_root
+    dm = make(root, features="M", seq_len=48, horizon=24, timeenc=None)
+    assert (dm.d_input, dm.d_output) == (7, 7)
+    x, _ = dm.data_train[5]
+    scaled = (values - values[:8640].mean(0)) / values[:8640].std(0)
+    assert x.shape == (48 + 24, 7)
+    torch.testing.assert_close(x[:48], torch.tensor(scaled[5:53], dtype=torch.float32))
+    assert torch.all(x[48:] == 0)
+    assert time_features(np.array(["2016-07-01"], dtype="datetime64[s]"), None, False).shape == (
+        1,
+        0,
+    )
+
+
 def test_ettm_uses_four_times_the_rows(tmp_path):
     values = write_ett_csv(tmp_path / "informer/ettm/ETTm1.csv", 57_600, minutes=15)
     dm = make(tmp_path, variant="ETTm1", seq_len=96, horizon=48, timeenc=0)
@@ -209,6 +225,8 @@ def test_bad_options_are_refused(tmp_path):
         ETT(data_dir=str(tmp_path), features="MM")
     with pytest.raises(ValueError, match="expected one of the columns"):
         ETT(data_dir=str(tmp_path), target="oil")
+    with pytest.raises(ValueError, match=r"timeenc=2; expected 0 .* or null \(none\)"):
+        ETT(data_dir=str(tmp_path), timeenc=2)
 
 
 @pytest.mark.skipif(not REAL_ETTH1.exists(), reason=f"real ETTh1 not found at {REAL_ETTH1}")

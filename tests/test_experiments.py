@@ -158,9 +158,14 @@ def test_header_names_one_generation_and_its_file(experiment: str) -> None:
 
 
 def defaults_overrides(experiment: str) -> list[str]:
-    """The experiment's defaults list as command-line group overrides (`data=lra/listops`)."""
+    """The experiment's defaults list as command-line group overrides (`data=lra/listops`); an
+    included config (`- /recipe/forecasting`) becomes an appended group (`+recipe=forecasting`)."""
     overrides = []
     for item in OmegaConf.load(EXPERIMENT_DIR / f"{experiment}.yaml").get("defaults", []):
+        if isinstance(item, str):
+            group, _, option = item.lstrip("/").rpartition("/")
+            overrides.append(f"+{group}={option}")
+            continue
         ((key, option),) = item.items()
         group = key.removeprefix("override").strip().lstrip("/")
         overrides.append(f"~{group}" if option is None else f"{group}={option}")

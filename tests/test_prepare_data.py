@@ -239,3 +239,21 @@ def test_script_rejects_options_that_do_not_apply(argv, message, capsys):
     with pytest.raises(SystemExit):
         prepare_data.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_script_kjv_from_a_verse_file_splits_by_position(tmp_path, capsys):
+    source = tmp_path / "src"
+    source.mkdir()
+    verses = [f"In the beginning God created verse{i % 3}." for i in range(100)]
+    (source / "kjv.txt").write_text("\n".join(verses) + "\n", encoding="utf-8")
+    root = tmp_path / "data"
+    assert prepare_data.main(["kjv", "--data-dir", str(root), "--from", str(source)]) == 0
+    lines = {
+        split: (root / "kjv" / f"wiki.{split}.tokens").read_text(encoding="utf-8").splitlines()
+        for split in ("train", "valid", "test")
+    }
+    assert [len(lines[s]) for s in ("train", "valid", "test")] == [96, 2, 2]  # 48, 49 of 50
+    assert all(line.split()[:4] == ["In", "the", "beginning", "God"] for line in lines["train"])
+    (source / "kjv.txt").write_text("\n", encoding="utf-8")
+    assert prepare_data.main(["kjv", "--data-dir", str(root), "--from", str(source)]) == 1
+    assert "no verse found" in capsys.readouterr().err

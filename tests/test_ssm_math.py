@@ -16,7 +16,13 @@ from s4lab.ssm.cauchy import cauchy, cauchy_ref
 from s4lab.ssm.diag_init import diag_init
 from s4lab.ssm.discretize import discretize_dense, discretize_diag
 from s4lab.ssm.dplr import double_C, dplr_dense, truncate_C, untruncate_C
-from s4lab.ssm.fftconv import fast_length, fft_conv, two_sided_kernel
+from s4lab.ssm.fftconv import (
+    fast_length,
+    fft_conv,
+    fft_conv_ref,
+    two_sided_kernel,
+    with_skip,
+)
 from s4lab.ssm.hippo import HIPPO_INITS, nplr, rank_correction, transition
 from s4lab.ssm.kernels import s4_kernel, s4d_kernel
 from s4lab.ssm.reference import both_halves, ssm_kernel_ref, ssm_scan
@@ -278,6 +284,42 @@ def test_causal_fft_conv_is_the_direct_convolution(L: int):
         [(K[0, :, : t + 1].flip(-1) * u[..., : t + 1]).sum(-1) for t in range(L)], dim=-1
     )
     torch.testing.assert_close(fft_conv(u, K)[:, 0], direct, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+@pytest.mark.parametrize("L", [1, 5, 64, 131])
+def test_fast_fft_conv_equals_the_reference_in_values_and_gradients(L: int, two_sided: bool):
+    """The hand-written backward (correlations of summed spectra) against autograd through
+    torch.fft, float64, C = 2 channels, odd and even FFT lengths."""
+    g = torch.Generator().manual_seed(L)
+    u = torch.randn(3, 4, L, dtype=torch.float64, generator=g, requires_grad=True)
+    K = torch.randn(2, 4, 2 * L if two_sided else L, dtype=torch.float64, generator=g)
+    K.requires_grad_(True)
+    y_fast, y_ref = fft_conv(u, K), fft_conv_ref(u, K)
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-12, atol=1e-12)
+    dy = torch.randn(y_ref.shape, dtype=torch.float64, generator=g)
+    grads_fast = torch.autograd.grad(y_fast, (u, K), dy)
+    grads_ref = torch.autograd.grad(y_ref, (u, K), dy)
+    for fast, ref in zip(grads_fast, grads_ref, strict=True):
+        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+def test_with_skip_adds_D_u(two_sided: bool):
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(2, 3, 10, dtype=torch.float64, generator=g)
+    K = torch.randn(2, 3, 20 if two_sided else 10, dtype=torch.float64, generator=g)
+    D = torch.randn(2, 3, dtype=torch.float64, generator=g)
+    y = fft_conv_ref(u, K) + D[..., None] * u[:, None]
+    torch.testing.assert_close(fft_conv(u, with_skip(K, D)), y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("L_kernel", [6, 12])
+def test_fast_fft_conv_passes_gradcheck(L_kernel: int):
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(2, 2, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    K = torch.randn(1, 2, L_kernel, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(fft_conv, (u, K))
 
 
 def test_fast_length_is_the_smallest_5_smooth_number_not_below_n():

@@ -17,6 +17,7 @@ Time features (one row per date; weekday counts Monday = 0):
     timeenc 0: the integer calendar fields [month, day, weekday, hour] (+ minute // 15 for 15-min)
     timeenc 1: [hour/23, weekday/6, (day−1)/30, (day_of_year−1)/365] − 0.5, each in [−0.5, 0.5]
                (15-min data prepend minute/59 − 0.5)
+    timeenc None: no time features (ours): the input is the series alone, d_time = 0
 
 Batch layout (the official S4 forecasting setup, `src/dataloaders/et.py`, with one change):
     x (B, seq_len + horizon, d_data + d_time): the scaled context, then `horizon` rows of zeros in
@@ -113,8 +114,11 @@ def calendar_fields(dates: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def time_features(dates: np.ndarray, timeenc: int, minutes: bool) -> np.ndarray:
-    """Informer time features (T, d_time) float32 of dates (T,); `minutes` for 15-min data."""
+def time_features(dates: np.ndarray, timeenc: int | None, minutes: bool) -> np.ndarray:
+    """Informer time features (T, d_time) float32 of dates (T,); `minutes` for 15-min data;
+    timeenc None: (T, 0)."""
+    if timeenc is None:
+        return np.zeros((len(dates), 0), dtype=np.float32)
     f = calendar_fields(dates)
     if timeenc == 0:
         cols = [f["month"], f["day"], f["weekday"], f["hour"]]
@@ -185,7 +189,7 @@ class InformerDataModule(SequenceDataModule):
         data_dir: str,
         features: str,
         target: str,
-        timeenc: int,
+        timeenc: int | None,
         seq_len: int,
         horizon: int,
         batch_size: int,
@@ -197,8 +201,10 @@ class InformerDataModule(SequenceDataModule):
         super().__init__(data_dir, batch_size, batch_size_eval, num_workers, seed, track_test)
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; expected one of {FEATURES} (Informer modes)")
-        if timeenc not in (0, 1):
-            raise ValueError(f"timeenc={timeenc!r}; expected 0 (calendar integers) or 1 (scaled)")
+        if timeenc not in (0, 1, None):
+            raise ValueError(
+                f"timeenc={timeenc!r}; expected 0 (calendar integers), 1 (scaled) or null (none)"
+            )
         if seq_len < 1 or horizon < 1:
             raise ValueError(f"seq_len={seq_len}, horizon={horizon}; both must be >= 1")
         self.features, self.target, self.timeenc = features, target, timeenc
@@ -282,7 +288,7 @@ class ETT(InformerDataModule):
         path: str | None = None,
         features: str = "S",
         target: str = "OT",
-        timeenc: int = 0,
+        timeenc: int | None = 0,
         seq_len: int = 384,
         horizon: int = 96,
         batch_size: int = 32,

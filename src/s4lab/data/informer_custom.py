@@ -94,7 +94,7 @@ class InformerCustom(InformerDataModule):
         path: str | None = None,
         features: str = "S",
         target: str | None = None,
-        timeenc: int = 0,
+        timeenc: int | None = 0,
         seq_len: int = 384,
         horizon: int = 96,
         batch_size: int = 32,

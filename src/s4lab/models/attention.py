@@ -9,7 +9,8 @@ padding). Causal attention needs no padding mask: a valid query t < length sees 
 all valid, so it keeps the fused causal kernel. The products run in
 torch.nn.functional.scaled_dot_product_attention (flash / memory-efficient kernels on GPU).
 Recurrent mode (causal only): a KV cache. Step t appends k_t, v_t to the cache and attends
-y_t = softmax(q_t [k_0 … k_t]ᵀ / √d) [v_0 … v_t], which equals row t of the causal forward.
+y_t = softmax(q_t [k_0 … k_t]ᵀ / √d) [v_0 … v_t], which equals row t of the causal forward;
+forward_with_state(x) fills the cache with the keys and values of a whole prompt at once.
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ class MultiheadAttention(nn.Module):
     def setup_step(self) -> None:
         """Check that the layer can step; the KV cache needs no precomputation."""
         self._require_causal()
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, KVCache]:
+        """forward(x) (B, L, H) and the KV cache of its L steps, each (B, n_heads, L, d)."""
+        self._require_causal()
+        _, k, v = self._heads(x)
+        return self(x), (k, v)
 
     def default_state(self, batch_size: int) -> KVCache:
         """An empty KV cache: keys and values (B, n_heads, 0, d)."""

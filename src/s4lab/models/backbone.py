@@ -10,7 +10,9 @@ Pooling and decoding belong to the task's head (s4lab.models.heads), so layers a
 by config. A layer is any module built as `layer(d_model=H, l_max=L)` with
 `forward(x (B, L, H), lengths (B,) | None, rate) -> (B, L, H)`, which keeps padded positions
 (suffix padding, l >= length) from reaching valid ones; for recurrent use it also has
-`setup_step()`, `default_state(batch_size)` and `step(x (B, H), state) -> ((B, H), state)`.
+`setup_step()`, `default_state(batch_size)`, `step(x (B, H), state) -> ((B, H), state)` and
+`forward_with_state(x (B, L, H)) -> ((B, L, H), state)`: forward from the zero state plus the
+state that L steps leave, so a prompt runs in parallel and generation continues step by step.
 Recurrent state of the stack: (t, [state of each residual layer]), t the steps taken so far.
 """
 
@@ -59,19 +61,32 @@ class ResidualBlock(nn.Module):
         # tied: nn.Dropout1d on (B, H, L) zeroes whole channels; untied: every element alone
         self.dropout = nn.Dropout1d(dropout) if tie_dropout else nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
-        """x (B, L, H), lengths (B,) -> (B, L, H)."""
-        z = self.norm(x) if self.prenorm else x
-        y = self.layer(z, lengths=lengths, rate=rate)  # (B, L, H)
+    def _residual(self, x: Tensor, y: Tensor) -> Tensor:
+        """x + dropout(y) (B, L, H), then the norm for postnorm."""
         tied = self.tie_dropout  # Dropout1d wants (B, H, L)
         y = self.dropout(y.transpose(1, 2)).transpose(1, 2) if tied else self.dropout(y)
         x = x + y
         return x if self.prenorm else self.norm(x)
 
+    def forward(self, x: Tensor, lengths: Tensor | None = None, rate: float = 1.0) -> Tensor:
+        """x (B, L, H), lengths (B,) -> (B, L, H)."""
+        z = self.norm(x) if self.prenorm else x
+        return self._residual(x, self.layer(z, lengths=lengths, rate=rate))
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, Any]:
+        """forward(x) from the zero state and the layer's state after x: (B, L, H) -> (B, L, H)."""
+        self._require_recurrent("forward_with_state")
+        z = self.norm(x) if self.prenorm else x
+        y, state = self.layer.forward_with_state(z)
+        return self._residual(x, y), state
+
+    def _require_recurrent(self, method: str) -> None:
+        if not hasattr(self.layer, method):
+            raise ValueError(f"{type(self.layer).__name__} has no recurrent mode (no {method}())")
+
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One step: x (B, H), state -> (B, H), next state."""
-        if not hasattr(self.layer, "step"):
-            raise ValueError(f"{type(self.layer).__name__} has no recurrent mode (no step())")
+        self._require_recurrent("step")
         z = self.norm(x) if self.prenorm else x
         z, state = self.layer.step(z, state)  # (B, H)
         x = x + z
@@ -178,3 +193,15 @@ class SequenceModel(nn.Module):
             x, s = block.step(x, s)
             next_states.append(s)
         return self.norm(x), (t + 1, next_states)
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, StackState]:
+        """forward(x) from the zero state, and the state that L calls of step() leave.
+
+        x (B, L, d_input) or (B, L) ids -> features (B, L, H), (L, [state of each layer]).
+        """
+        x = self.encode(x)  # (B, L, H)
+        states = []
+        for block in self.blocks:
+            x, s = block.forward_with_state(x)
+            states.append(s)
+        return self.norm(x), (x.shape[1], states)

@@ -7,7 +7,8 @@
 The kernel is a component: `kernel(d_model=H, l_max=L, channels=C')` builds it (S4Kernel,
 S4DKernel, ...), with C' = 2C for bidirectional layers, which add an anti-causal kernel
 (two-sided convolution). Kernel math and FFTs run in float32 even under bf16/fp16 autocast.
-Recurrent mode: setup_step(), then step() per token.
+Recurrent mode: setup_step(), then step() per token; forward_with_state(x) runs a prompt as a
+convolution and also returns the state that step() would hold after it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from s4lab.ssm.fftconv import fft_conv, two_sided_kernel
+from s4lab.ssm.fftconv import fft_conv, two_sided_kernel, with_skip
 
 FINAL_ACTS = ("glu", "linear", None)
 
@@ -101,14 +102,31 @@ class S4Block(nn.Module):
             K = self.kernel(L, rate)  # (C or 2C, H, L)
             if self.bidirectional:
                 K = two_sided_kernel(*K.chunk(2, dim=0))  # (C, H, 2L)
-            y = fft_conv(u, K) + self.D[..., None] * u[:, None]  # (B, C, H, L)
+            y = fft_conv(u, with_skip(K, self.D))  # (B, C, H, L): K̄ * u + D u
         y = self.dropout(self.activation(y.reshape(batch, -1, L)))  # (B, C·H, L)
         return self.output(y.transpose(1, 2))  # (B, L, H)
 
+    def _require_causal(self) -> None:
+        if self.bidirectional:
+            raise ValueError(
+                "a bidirectional layer sees the future; it has no recurrent mode (generation "
+                "needs a causal model: train it with bidirectional=false)"
+            )
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, Any]:
+        """forward(x) from the zero state, and the state step() holds after x.
+
+        x (B, L, H) -> y (B, L, H), state: the kernel's x_{L-1}, computed without a loop over L.
+        """
+        self._require_causal()
+        y = self(x)
+        with torch.autocast(x.device.type, enabled=False):
+            state = self.kernel.forward_state(x.transpose(1, 2))  # u (B, H, L)
+        return y, state
+
     def setup_step(self) -> None:
         """Prepare recurrent mode from the current parameters."""
-        if self.bidirectional:
-            raise ValueError("a bidirectional layer sees the future; it has no recurrent mode")
+        self._require_causal()
         self.kernel.setup_step()
 
     def default_state(self, batch_size: int) -> Any:

@@ -44,6 +44,10 @@ class FeedForward(nn.Module):
     def setup_step(self) -> None:
         """Nothing to prepare: the layer has no state."""
 
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, None]:
+        """forward(x) (B, L, H); no state."""
+        return self(x), None
+
     def default_state(self, batch_size: int) -> None:
         """No state."""
         return None

@@ -5,6 +5,7 @@ Linear Transformer (Katharopoulos et al. 2020), n heads of width d = H / n:
     φ(x) = elu(x) + 1
     y_t = φ(q_t)ᵀ S / (φ(q_t)·z + ε),  S = Σ_i φ(k_i) v_iᵀ,  z = Σ_i φ(k_i)
     causal: sums over i ≤ t (prefix sums); recurrent step S += φ(k_t) v_tᵀ, z += φ(k_t)
+    forward_with_state: the sums S, z over a whole prompt, the state its last step leaves
     out = concat_heads(y) W_o                       output projection H -> H
 Pad keys (suffix padding, i >= length) get φ(k_i) = 0 and so contribute nothing.
 The feature sums run in float32 even under bf16/fp16 autocast.
@@ -84,6 +85,14 @@ class LinearAttention(nn.Module):
         """Recurrent mode needs nothing precomputed; only the causal form has one."""
         if not self.causal:
             raise ValueError("a bidirectional attention layer sees the future; it has no step")
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """forward(x) (B, L, H) and the sums its L steps leave: S (B, n, d, d), z (B, n, d)."""
+        self.setup_step()
+        with torch.autocast(x.device.type, enabled=False):
+            _, phi_k, v = (split_heads(t, self.n_heads) for t in self.features(x))  # (B, n, L, d)
+            S = torch.einsum("bnlm,bnle->bnme", phi_k, v)
+        return self(x), (S, phi_k.sum(dim=2))
 
     def default_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Zero sums: S (B, n, d, d), z (B, n, d)."""

@@ -7,7 +7,8 @@ Notation: H = d_model channels, N = d_state, M = channels (rows of C per channel
     K̄_{m,h,l} = C_{m,h} Ā_h^l B̄_h                     materialised powers (s4lab.ssm.lssl)
     u = x · 1[l < length];  y = K̄ * u + D u           FFT convolution, D skip
     y = Linear(dropout(activation(y)))                M·H -> H (output_linear), else M = 1
-Recurrent mode: s_k = Ā s_{k-1} + B̄ u_k,  y_k = C s_k + D u_k  (dense state update, O(N²)).
+Recurrent mode: s_k = Ā s_{k-1} + B̄ u_k,  y_k = C s_k + D u_k  (dense state update, O(N²));
+a prompt's final state by the pairwise reduction of s4lab.ssm.recurrent.dense_final_state.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from torch import Tensor, nn
 
 from s4lab.models.block import make_activation, masked_input
 from s4lab.ssm.discretize import discretize_dense
-from s4lab.ssm.fftconv import fft_conv
+from s4lab.ssm.fftconv import fft_conv, with_skip
 from s4lab.ssm.hippo import transition
 from s4lab.ssm.lssl import lssl_kernel
+from s4lab.ssm.recurrent import dense_final_state
 from s4lab.ssm.reference import ssm_step
 
 LEARN_A = ("none", "shared", "channel")
@@ -104,7 +106,7 @@ class LSSL(nn.Module):
             dtype = torch.promote_types(x.dtype, torch.float32)
             u = x.transpose(1, 2).to(dtype)  # (B, H, L)
             K = self.kernel(L, rate, dtype)  # (M, H, L)
-            y = fft_conv(u, K) + self.D.to(dtype)[..., None] * u[:, None]  # (B, M, H, L)
+            y = fft_conv(u, with_skip(K, self.D.to(dtype)))  # (B, M, H, L): K̄ * u + D u
         y = self.dropout(self.activation(y.reshape(batch, -1, L)))  # (B, M·H, L)
         return self.output(y.transpose(1, 2).to(x.dtype))  # (B, L, H)
 
@@ -113,6 +115,13 @@ class LSSL(nn.Module):
         with torch.no_grad():
             dtype = torch.promote_types(self.C.dtype, torch.float32)
             self._step_ssm = self.discretize(1.0, dtype)
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """forward(x) (B, L, H) and the state s (B, H, N) that L steps leave (setup_step first)."""
+        if self._step_ssm is None:
+            raise RuntimeError("call setup_step() before forward_with_state()")
+        dA, dB = self._step_ssm
+        return self(x), dense_final_state(dA, dB, x.transpose(1, 2).to(dA.dtype))
 
     def default_state(self, batch_size: int) -> Tensor:
         """Zero state s (B, H, N)."""

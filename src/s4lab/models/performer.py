@@ -6,6 +6,7 @@ Choromanski et al. 2021, n heads of width d = H / n, m random features shared by
     φ(x) = (exp(w_r·x − |x|²/2 − c) + ε) / √m,  w_1..w_m orthogonal random features (ORF)
     y_t = φ(q'_t)ᵀ S / φ(q'_t)·z,  S = Σ_i φ(k'_i) v_iᵀ,  z = Σ_i φ(k'_i)  ≈ softmax(qkᵀ/√d) v
     causal: sums over i ≤ t (prefix sums); recurrent step S += φ(k'_t) v_tᵀ, z += φ(k'_t)
+    forward_with_state: the sums S, z over a whole prompt, the state its last step leaves
     out = concat_heads(y) W_o                       output projection H -> H
 Stabilizer c (detached), as the original: each query subtracts its own max over features; keys
 subtract their max over the valid keys of the sequence (per example and head), so pads and batch
@@ -118,6 +119,20 @@ class Performer(nn.Module):
         """Recurrent mode uses the current features; only the causal form has one."""
         if not self.causal:
             raise ValueError("a bidirectional attention layer sees the future; it has no step")
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """forward(x) (B, L, H) in eval, and the sums its L steps leave: S (B, n, m, d), z."""
+        if self.training:
+            raise ValueError(
+                "Performer.forward_with_state needs eval mode (.eval()): training "
+                "redraws the features inside forward(), so the state would not match"
+            )
+        self.setup_step()
+        with torch.autocast(x.device.type, enabled=False):
+            _, k, v = (split_heads(t, self.n_heads) for t in self.project(x))  # (B, n, L, d)
+            phi_k = self.key_features(k, None)  # causal: stabilizer 0, as step() uses
+            S = torch.einsum("bnlm,bnle->bnme", phi_k, v)
+        return self(x), (S, phi_k.sum(dim=2))
 
     def default_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Zero sums: S (B, n, m, d), z (B, n, m)."""

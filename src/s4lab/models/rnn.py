@@ -4,6 +4,7 @@ One recurrent layer per module with hidden size H = d_model (the backbone stacks
     GRU:   h_t = GRUCell(x_t, h_{t-1})                        state h (B, H)
     LSTM:  (h_t, c_t) = LSTMCell(x_t, (h_{t-1}, c_{t-1}))     state (h, c), each (B, H)
     y_t = h_t,  h_{-1} = c_{-1} = 0
+forward_with_state(x) also returns the final state, what step() holds after the last input.
 Padding: sequences are packed by `lengths` (pack_padded_sequence), so the recurrence stops at
 each sequence's end, valid outputs never see pads and outputs at pads are zero. Causal by nature.
 """
@@ -49,6 +50,12 @@ class _TorchRNN(nn.Module):
 
     def setup_step(self) -> None:
         """Nothing to prepare: the recurrence is the module itself."""
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, Any]:
+        """forward(x) (B, L, H) and the final state in step()'s form."""
+        self._check(x, 3)
+        y, state = self.rnn(x)
+        return y, (tuple(s[0] for s in state) if isinstance(state, tuple) else state[0])
 
     def _zeros(self, batch_size: int) -> Tensor:
         p = self.rnn.weight_hh_l0

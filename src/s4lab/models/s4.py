@@ -8,6 +8,9 @@ As the official (v3 `SSKernelNPLR._setup_C`, HEAD `SSMKernelDPLR._setup_C`): wit
 set at l_max at construction; without, at the first call's length. A call at rate r needs
 ℓ >= r·L and computes the kernel at length ℓ/r with Δ·r and the same C̃ (exact at r = 1 only).
 C̃ is computed in float64 from the stored parameters and written back under no_grad.
+Recurrent mode: the bilinear DPLR step in O(N r) per token (Woodbury, s4lab.ssm.recurrent)
+with the untruncated C = C̃ (I - Ā^ℓ)⁻¹, over both halves of each pair; a prompt's final
+state by the pairwise reduction with the dense Ā.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from s4lab.ssm.dplr import double_C, dplr_dense, truncate_C, untruncate_C
 from s4lab.ssm.hippo import HIPPO_INITS, HIPPO_RANK, HippoInit
 from s4lab.ssm.init import init_s4
 from s4lab.ssm.kernels import s4_kernel
+from s4lab.ssm.recurrent import DPLRStep, dense_final_state, dplr_step, dplr_step_matrices
 from s4lab.ssm.reference import both_halves
 from s4lab.ssm.transforms import DtTransform, Transform
 
@@ -167,4 +171,22 @@ class S4Kernel(SSMKernel):
         dC = both_halves(C_tilde) if ell == 0 else untruncate_C(C_tilde, self._power(dA, ell))
         return dA, dB, dC
 
-    step_matrices = ssm_matrices  # dense state update, O(N²) per channel and step
+    def step_matrices(self) -> DPLRStep:
+        """The DPLR step's factors in complex128, state size M = d_state (both halves)."""
+        dt, Lambda, P, B, _ = self.params()
+        c128 = torch.complex128
+        dC = self.ssm_matrices()[2]
+        halves = (both_halves(t.to(c128)) for t in (Lambda, P, B))
+        return dplr_step_matrices(dt.double(), *halves, dC)
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One recurrent step: u (B, H), state (B, H, M) -> y (B, C, H), next state."""
+        m = self._cached_step()
+        return dplr_step(m, u.to(m.dB.real.dtype), state)
+
+    def forward_state(self, u: Tensor) -> Tensor:
+        """The state after u (B, H, L) from zero, Σ_k Ā^{L-1-k} B̄ u_k -> (B, H, M)."""
+        dtype = self.step_dtype
+        with torch.no_grad():
+            dA, dB = (t.to(dtype) for t in self._dense())
+        return dense_final_state(dA, dB, u.to(dB.real.dtype))

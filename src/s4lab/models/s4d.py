@@ -4,6 +4,7 @@
     init: diag-lin, diag-inv, diag-legs (s4lab.ssm.diag_init);  disc: zoh or bilinear.
 Works at any length, as the official SSMKernelDiag: l_max (passed by the layer) bounds nothing.
 `rate` scales Δ, which for ZOH is exact: K̄'_l = K̄_{2l} + K̄_{2l+1} at rate 2.
+Recurrent mode: one mode per conjugate pair, x_k = Ā x_{k-1} + B̄ u_k, y_k = 2 Re(C x_k), O(N).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from s4lab.ssm.diag_init import DIAG_INITS, DiagInit
 from s4lab.ssm.discretize import DISCRETIZATIONS, Discretization, discretize_diag
 from s4lab.ssm.init import init_s4d
 from s4lab.ssm.kernels import s4d_kernel
+from s4lab.ssm.recurrent import DiagStep, diag_final_state, diag_step
 from s4lab.ssm.reference import both_halves
 from s4lab.ssm.transforms import DtTransform, Transform
 
@@ -107,7 +109,17 @@ class S4DKernel(SSMKernel):
         dA, dB, dC = self._diag_matrices()
         return torch.diag_embed(both_halves(dA)), both_halves(dB), both_halves(dC)
 
-    def step_matrices(self) -> tuple[Tensor, Tensor, Tensor]:
+    def step_matrices(self) -> DiagStep:
         """Diagonal dA (H, N/2), dB, and 2·dC: one mode per pair, y = 2 Re(C x)."""
         dA, dB, dC = self._diag_matrices()
-        return dA, dB, 2 * dC
+        return DiagStep(dA, dB, 2 * dC)
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One recurrent step: u (B, H), state (B, H, N/2) -> y (B, C, H), next state."""
+        m = self._cached_step()
+        return diag_step(m, u.to(m.dB.real.dtype), state)
+
+    def forward_state(self, u: Tensor) -> Tensor:
+        """The state after u (B, H, L) from zero: B̄ ⊙ Σ_j Ā^j u_{L-1-j} -> (B, H, N/2)."""
+        m = self._cached_step()
+        return diag_final_state(m.dA, m.dB, u.to(m.dB.real.dtype))

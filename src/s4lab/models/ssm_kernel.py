@@ -15,6 +15,8 @@ Parameters are stored real (complex ones as (..., 2) views) so every optimizer, 
 checkpoint handles them. The recurrent step's matrices are cached and recomputed whenever a
 parameter or buffer changes (in-place optimizer step, load_state_dict, .to()); writes through
 `p.data` bypass the version counter that this relies on, so call setup_step() after those.
+Recurrent mode (s4lab.ssm.recurrent): step(u, x) per token, forward_state(u) for a whole
+prompt.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from s4lab.ssm.backend import resolve_backend
-from s4lab.ssm.reference import ssm_step
+from s4lab.ssm.recurrent import DiagStep, DPLRStep
 from s4lab.ssm.transforms import (
     DT_TRANSFORMS,
     TRANSFORMS,
@@ -37,6 +39,7 @@ from s4lab.ssm.transforms import (
 
 SSM_GROUPS = ("A", "B", "C", "dt")
 Hint = float | Mapping[str, float | None] | None
+StepMatrices = DiagStep | DPLRStep
 
 
 class SSMKernel(nn.Module):
@@ -94,7 +97,7 @@ class SSMKernel(nn.Module):
         self.real_tolerance = real_tolerance
         self.lr, self.wd = _hint("lr", lr), _hint("wd", wd)
         self.backend = resolve_backend(backend)
-        self._step_cache: tuple[tuple, tuple[Tensor, Tensor, Tensor]] | None = None
+        self._step_cache: tuple[tuple, StepMatrices] | None = None
 
     def register_ssm(self, name: str, tensor: Tensor, group: str) -> None:
         """Register a tensor of `group` (A, B, C or dt; P passes A) with its optimizer hints."""
@@ -137,8 +140,8 @@ class SSMKernel(nn.Module):
         """(..., n_ssm, N/2) -> (..., H, N/2): channel h takes copy h mod n_ssm."""
         return x.repeat(*([1] * (x.ndim - 2)), self.H // self.n_ssm, 1)
 
-    def step_matrices(self) -> tuple[Tensor, Tensor, Tensor]:
-        """dA, dB, dC of the recurrence `step` runs; the subclass defines them."""
+    def step_matrices(self) -> StepMatrices:
+        """The recurrence `step` runs, in complex128; the subclass defines it."""
         raise NotImplementedError(f"{type(self).__name__} must define step_matrices()")
 
     def setup_step(self) -> None:
@@ -148,25 +151,33 @@ class SSMKernel(nn.Module):
         """
         self._cached_step()
 
-    def _cached_step(self) -> tuple[Tensor, Tensor, Tensor]:
+    def _cached_step(self) -> StepMatrices:
         tensors = [*self.parameters(), *self.buffers()]
         key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
         if self._step_cache is None or self._step_cache[0] != key:
-            dtype = torch.complex128 if self.inv_dt.dtype == torch.float64 else torch.complex64
             with torch.no_grad():
-                matrices = tuple(m.to(dtype) for m in self.step_matrices())
+                matrices = self.step_matrices()
+                matrices = type(matrices)(*(m.to(self.step_dtype) for m in matrices))
             self._step_cache = (key, matrices)
         return self._step_cache[1]
 
+    @property
+    def step_dtype(self) -> torch.dtype:
+        """complex128 for a float64 module, else complex64."""
+        return torch.complex128 if self.inv_dt.dtype == torch.float64 else torch.complex64
+
     def default_state(self, batch_size: int) -> Tensor:
         """Zero recurrent state (B, H, M) complex, M the state size the step uses."""
-        dB = self._cached_step()[1]
+        dB = self._cached_step().dB
         return torch.zeros(batch_size, *dB.shape, dtype=dB.dtype, device=dB.device)
 
     def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One recurrent step: u (B, H), state (B, H, M) -> y (B, C, H), next state."""
-        dA, dB, dC = self._cached_step()
-        return ssm_step(dA, dB, dC, u.to(dB.real.dtype), state)
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
+
+    def forward_state(self, u: Tensor) -> Tensor:
+        """The state after u (B, H, L) from the zero state, as L calls of step() leave it."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward_state()")
 
 
 def _hint(option: str, value: Hint) -> float | dict[str, float | None] | None:

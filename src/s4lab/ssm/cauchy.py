@@ -5,6 +5,7 @@
 Only one mode of each conjugate pair is stored, so N here is half the state size.
 The naive backend never holds more than (H, N, chunk) at once, forward or backward: its
 gradient is written out and recomputed chunk by chunk, so memory is O(H·N·chunk), not O(H·N·L).
+The triton backend (s4lab.ssm.cauchy_triton) fuses the same sums into GPU kernels.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ def cauchy(v: Tensor, z: Tensor, w: Tensor, backend: str = "auto") -> Tensor:
     """v: (..., H, N), w: (H, N) complex; z: (L,) complex nodes, no gradient -> (..., H, L)."""
     if v.shape[-2:] != w.shape:
         raise ValueError(f"v (..., H, N) {tuple(v.shape)} and w (H, N) {tuple(w.shape)} disagree")
-    if resolve_backend(backend) == "keops":
+    backend = resolve_backend(backend, v.device)
+    if backend == "keops":
         return _cauchy_keops(v, z, w.expand_as(v))
     batch = v.shape[:-2]
     v = v.reshape(-1, *w.shape)  # (K, H, N)
-    a, b = 2 * v.real, 2 * (v * w.conj()).real  # numerator z a - b
-    c, d = 2 * w.real, w.real**2 + w.imag**2  # denominator z² - z c + d
-    out = _CauchyNaive.apply(a, b, c, d, z.to(v.dtype))  # (K, H, L)
+    if backend == "triton":
+        from s4lab.ssm.cauchy_triton import CauchyTriton  # imports triton only if chosen
+
+        out = CauchyTriton.apply(v, z.to(v.dtype), w.to(v.dtype))  # (K, H, L)
+    else:
+        a, b = 2 * v.real, 2 * (v * w.conj()).real  # numerator z a - b
+        c, d = 2 * w.real, w.real**2 + w.imag**2  # denominator z² - z c + d
+        out = _CauchyNaive.apply(a, b, c, d, z.to(v.dtype))  # (K, H, L)
     return out.reshape(*batch, *w.shape[:-1], -1)
 
 

@@ -3,7 +3,8 @@
     log_vandermonde(v, x, L)_l = Σ_n v_n exp(x_n l) + c.c. = 2 Re Σ_n v_n exp(x_n l),  l < L
 With x = log Ā (x = ΔA for ZOH) and v = C B̄ this is the diagonal SSM's kernel K̄_l = C Ā^l B̄.
 The naive backend writes the gradient out and recomputes it chunk by chunk, so neither pass
-holds more than (H, N, chunk) at once.
+holds more than (H, N, chunk) at once; the triton backend (s4lab.ssm.vandermonde_triton) fuses
+the same sums into GPU kernels.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ def log_vandermonde(v: Tensor, x: Tensor, L: int, backend: str = "auto") -> Tens
     """v: (..., H, N), x: (H, N) complex -> K (..., H, L) real."""
     if v.shape[-2:] != x.shape:
         raise ValueError(f"v (..., H, N) {tuple(v.shape)} and x (H, N) {tuple(x.shape)} disagree")
-    if resolve_backend(backend) == "keops":
+    backend = resolve_backend(backend, v.device)
+    if backend == "keops":
         return _vandermonde_keops(v, x.expand_as(v), L)
     batch = v.shape[:-2]
-    K = _VandermondeNaive.apply(v.reshape(-1, *x.shape), x, L)  # (K, H, L)
+    v = v.reshape(-1, *x.shape)  # (K, H, N)
+    if backend == "triton":
+        from s4lab.ssm.vandermonde_triton import VandermondeTriton  # imports triton only if chosen
+
+        K = VandermondeTriton.apply(v, x.to(v.dtype), L)  # (K, H, L)
+    else:
+        K = _VandermondeNaive.apply(v, x, L)
     return K.reshape(*batch, *K.shape[1:])
 
 

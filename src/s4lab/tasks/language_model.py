@@ -10,7 +10,10 @@ An AdaptiveSoftmax head gives −log p(y_t | x_≤t) per target without full-voc
 Batches are (x, y), both (B, L) int64: y = x shifted by one, or per-position targets with
 IGNORE_INDEX (-100) where nothing is scored (the synthetic tasks). Each stage's epoch metrics are
 logged in that stage's own epoch-end hook (validation also ends the tracked test split's epoch).
-Generation: setup_step(), default_state(B), then step(token (B,), state) -> logits (B, vocab).
+Generation: setup_step(), then forward_with_state(prompt (B, L)) -> logits, state (the prompt
+in parallel) or default_state(B), then step(token (B,), state) -> logits (B, vocab).
+What decoding needs travels in the checkpoint (checkpoint["s4lab"]["tokens"]): the datamodule's
+`vocab` (token strings) or its `image_shape` and `start_token` (pixel tokens).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from torchmetrics import MeanMetric
 
 from s4lab.data.base import DataSizes
 from s4lab.models.adaptive_softmax import AdaptiveSoftmax
-from s4lab.tasks.base import STAGES, SequenceTask
+from s4lab.tasks.base import CHECKPOINT_KEY, STAGES, SequenceTask
 
 IGNORE_INDEX = -100  # targets with this value are not scored (F.cross_entropy's default)
 
@@ -44,6 +47,7 @@ class LanguageModel(SequenceTask):
     ) -> None:
         super().__init__(model, head, optimizer, scheduler, monitor)
         self.bytes_per_token: float | None = None
+        self.tokens: dict[str, Any] | None = None  # vocab, or image_shape + start_token
         self.nll = nn.ModuleDict({f"{stage}_nll": MeanMetric() for stage in STAGES})
         self.acc = nn.ModuleDict({f"{stage}_acc": MeanMetric() for stage in STAGES})
 
@@ -55,8 +59,17 @@ class LanguageModel(SequenceTask):
             self.head.tie(self.model.encoder)
 
     def setup_data(self, data: Any) -> None:
-        """Read `bytes_per_token` from the datamodule, if it has one (byte-level bpb)."""
+        """Read `bytes_per_token` (byte-level bpb) and the decoding facts from the datamodule."""
         self.bytes_per_token = getattr(data, "bytes_per_token", None)
+        self.tokens = token_facts(data)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[CHECKPOINT_KEY]["tokens"] = self.tokens
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.tokens = checkpoint.get(CHECKPOINT_KEY, {}).get("tokens", self.tokens)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, L) token ids -> logits (B, L, vocab)."""
@@ -114,7 +127,24 @@ class LanguageModel(SequenceTask):
         """Zero recurrent state of the backbone: (t = 0, one entry per residual layer)."""
         return self.model.default_state(batch_size)
 
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, Any]:
+        """x (B, L) ids -> logits (B, L, vocab) and the state after them (L steps' worth)."""
+        features, state = self.model.forward_with_state(x)  # (B, L, H)
+        return self.head(features), state
+
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One token x (B,) -> next-token logits (B, vocab), next state; equals forward()."""
         features, state = self.model.step(x, state)  # (B, H)
         return self.head(features), state
+
+
+def token_facts(data: Any) -> dict[str, Any] | None:
+    """What decoding needs from a datamodule: {"vocab": [str]} (text), {"image_shape": [h, w],
+    "start_token": id} (pixels), or None (bare ids)."""
+    vocab = getattr(data, "vocab", None)
+    if vocab is not None:
+        return {"vocab": list(getattr(vocab, "itos", vocab))}  # a tokens.Vocab or a list
+    shape = getattr(data, "image_shape", None)
+    if shape is not None:
+        return {"image_shape": list(shape), "start_token": int(data.start_token)}
+    return None
