@@ -15,9 +15,12 @@ import torch
 from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
+from test_data_ett import write_ett_csv
 
 from s4lab.autoregressive import NoRecurrentModeError, require_recurrent, sample_sequences
+from s4lab.checkpoint import load
 from s4lab.data.base import DataSizes
+from s4lab.forecast_plot import run_test_split
 from s4lab.generate import generate
 from s4lab.models.backbone import SequenceModel
 from s4lab.models.block import S4Block
@@ -166,3 +169,40 @@ def test_a_task_without_recurrent_mode_names_the_fix():
     )
     with pytest.raises(NoRecurrentModeError, match="task=language_model"):
         require_recurrent(task)
+
+
+def test_generate_plots_forecasts_of_test_windows(compose_train, tmp_path):
+    """A forecasting run: forecast.npz holds the test windows' truth and the task's forecasts on
+    the original scale, forecast.png one panel per window; text/pixel options are refused."""
+    write_ett_csv(tmp_path / "data" / "informer/etth/ETTh1.csv", 17_420)
+    cfg = compose_train(
+        "experiment=forecasting/etth1_multivariate",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.seq_len=48",
+        "data.horizon=24",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "trainer.val_check_interval=1.0",
+        *TINY,
+        *QUIET,
+        output_dir=tmp_path / "run",
+    )
+    train(cfg)
+    path = generate(generate_config(tmp_path / "run", tmp_path / "out", "n_samples=3"))
+    assert path.name == "forecast.png" and Image.open(path).size == (800, 600)  # 3 panels
+    arrays = np.load(tmp_path / "out" / "forecast.npz")
+    task = load(tmp_path / "run")
+    data = run_test_split(task.run_config)
+    windows = len(data.data_test)
+    assert arrays["index"].tolist() == [0, round((windows - 1) / 2), windows - 1]
+    pairs = [data.data_test[int(i)] for i in arrays["index"]]
+    x, y = (torch.stack(t) for t in zip(*pairs, strict=True))
+    mean, std = data.mean.numpy(), data.std.numpy()
+    np.testing.assert_allclose(arrays["truth"], y.numpy() * std + mean, rtol=1e-5)
+    with torch.no_grad():
+        forecast = task.eval()(x, 24).numpy() * std + mean
+    np.testing.assert_allclose(arrays["forecast"], forecast, rtol=1e-4, atol=1e-4)
+    assert arrays["truth"].shape == (3, 24, 7) and str(arrays["name"]) == "OT"
+    with pytest.raises(ValueError, match="n_samples=<windows>, not prompt"):
+        generate(generate_config(tmp_path / "run", tmp_path / "o2", "prompt='x'"))

@@ -7,6 +7,8 @@ Pixel tasks (image_shape and start_token in the checkpoint, s4lab.data.pixel_lm)
 the first `prompt_pixels` pixels of the first n_samples test images (none: from the start token);
 samples go to samples.png, one row per sample: the prompt (unseen pixels dark red), the sample.
 Tasks with bare ids: `prompt` is space-separated ids; samples.txt holds ids.
+Forecasting tasks forecast n_samples test windows in one pass each (s4lab.forecast_plot):
+forecast.png and forecast.npz, the truth beside the forecast.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor
 
 from s4lab.autoregressive import require_recurrent, sample_sequences
 from s4lab.checkpoint import load
+from s4lab.forecast_plot import run_test_split, write_forecasts
+from s4lab.tasks.forecasting import Forecaster
 
 LINE_START = "<eos>"  # WikiText ends every line with <eos>: the token before a line's first word
 TEXT_LENGTH = 100  # default tokens per text sample
@@ -50,9 +53,7 @@ def decode_text(ids: list[int], vocab: list[str]) -> str:
 
 def image_prompts(run_config: dict[str, Any], n: int, pixels: int) -> Tensor:
     """The first `pixels` pixel tokens of the first n test images of the run's data: (n, pixels)."""
-    data = hydra.utils.instantiate(OmegaConf.create(run_config)["data"])
-    data.prepare_data()
-    data.setup("test")
+    data = run_test_split(run_config)
     if len(data.data_test) < n:
         raise ValueError(f"n_samples = {n} exceeds the {len(data.data_test)} test images")
     return torch.stack([data.data_test[i][1][:pixels] for i in range(n)])
@@ -80,10 +81,17 @@ def generate(cfg: DictConfig) -> Path:
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     task = load(cfg.run, map_location=cfg.device)
-    require_recurrent(task)
-    tokens = getattr(task, "tokens", None) or {}
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(task, Forecaster):
+        if cfg.prompt or cfg.prompt_pixels or cfg.length is not None:
+            raise ValueError(
+                "a forecasting run forecasts test windows: give n_samples=<windows>, "
+                "not prompt, prompt_pixels or length (its horizon is the run's)"
+            )
+        return write_forecasts(task, cfg.n_samples, cfg.device, out)
+    require_recurrent(task)
+    tokens = getattr(task, "tokens", None) or {}
     generator = torch.Generator(cfg.device).manual_seed(cfg.seed)
     sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p}
     if "image_shape" in tokens:
