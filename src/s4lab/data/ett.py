@@ -67,34 +67,47 @@ def ett_borders(variant: str, seq_len: int) -> dict[str, tuple[int, int]]:
     }
 
 
-def read_ett_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Dates (T,) datetime64[s] and values (T, 7) float64 of an ETT csv; errors name the file."""
-    expected = ",".join(COLUMNS)
+def read_csv_rows(path: Path, expected_header: str) -> list[list[str]]:
+    """The rows of a csv text file, header first; errors name the file and the header expected."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
     except (UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"{path} is not a readable csv text file ({e}); corrupt download?") from e
     if not rows:
-        raise ValueError(f"{path} is empty; expected the ETT header `{expected}` and data rows")
-    if tuple(rows[0]) != COLUMNS:
-        raise ValueError(
-            f"{path}: header `{','.join(rows[0])}` is not the ETT format; expected `{expected}`"
-        )
+        raise ValueError(f"{path} is empty; expected {expected_header} and data rows")
+    return rows
+
+
+def parse_dated_rows(
+    path: Path, rows: list[list[str]], hint: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dates (T,) datetime64[s] and values (T, C) float64 of the data rows under a `date,...`
+    header of C + 1 columns; `hint` follows the column-count error."""
+    width = len(rows[0])
     for i, row in enumerate(rows[1:], start=2):
-        if len(row) != len(COLUMNS):
-            raise ValueError(
-                f"{path}, line {i}: {len(row)} columns, expected {len(COLUMNS)} ({expected})"
-            )
+        if len(row) != width:
+            raise ValueError(f"{path}, line {i}: {len(row)} columns, expected {width}{hint}")
     try:
         dates = np.array([row[0] for row in rows[1:]], dtype="datetime64[s]")
         values = np.array([row[1:] for row in rows[1:]], dtype=np.float64)
     except ValueError as e:
         raise ValueError(
             f"{path}: cannot parse the data rows ({e}); expected `YYYY-MM-DD HH:MM:SS` dates "
-            "and 7 numbers per row"
+            f"and {width - 1} numbers per row"
         ) from e
     return dates, values
+
+
+def read_ett_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Dates (T,) datetime64[s] and values (T, 7) float64 of an ETT csv; errors name the file."""
+    expected = ",".join(COLUMNS)
+    rows = read_csv_rows(path, f"the ETT header `{expected}`")
+    if tuple(rows[0]) != COLUMNS:
+        raise ValueError(
+            f"{path}: header `{','.join(rows[0])}` is not the ETT format; expected `{expected}`"
+        )
+    return parse_dated_rows(path, rows, f" ({expected})")
 
 
 def calendar_fields(dates: np.ndarray) -> dict[str, np.ndarray]:
@@ -214,11 +227,11 @@ class InformerDataModule(SequenceDataModule):
 
     def read(self, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """Dates (T,) datetime64, values (T, C) float64 and the C column names of the file."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define read(path)")
 
     def borders(self, n_rows: int) -> dict[str, tuple[int, int]]:
         """Row ranges [start, end) of the train/val/test splits of a file of n_rows rows."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define borders(n_rows)")
 
     def prepare_data(self) -> None:
         require(self.path, prepare=self.prepare_command)

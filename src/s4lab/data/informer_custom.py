@@ -25,12 +25,11 @@ Time features (freq `h`), feature modes S/M/MS and the batch layout are ETT's (`
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from s4lab.data.ett import InformerDataModule
+from s4lab.data.ett import InformerDataModule, parse_dated_rows, read_csv_rows
 
 
 def custom_borders(n_rows: int, seq_len: int) -> dict[str, tuple[int, int]]:
@@ -48,32 +47,16 @@ def custom_borders(n_rows: int, seq_len: int) -> dict[str, tuple[int, int]]:
 def read_custom_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Dates (T,) datetime64[s], values (T, C) float64 and the C column names of a `date,...`
     csv, columns reordered so `target` is last; errors name the file."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{path} is not a readable csv text file ({e}); corrupt download?") from e
-    if not rows:
-        raise ValueError(f"{path} is empty; expected a header `date,...,{target}` and data rows")
+    rows = read_csv_rows(path, f"a header `date,...,{target}`")
     header = rows[0]
     if header[0] != "date" or target not in header[1:]:
         raise ValueError(
             f"{path}: header `{','.join(header[:4])}{',...' if len(header) > 4 else ''}` is not "
             f"the Informer format; expected `date` first and the target column {target!r}"
         )
-    for i, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ValueError(f"{path}, line {i}: {len(row)} columns, expected {len(header)}")
+    dates, values = parse_dated_rows(path, rows)
     names = header[1:]
     order = [j for j, name in enumerate(names) if name != target] + [names.index(target)]
-    try:
-        dates = np.array([row[0] for row in rows[1:]], dtype="datetime64[s]")
-        values = np.array([row[1:] for row in rows[1:]], dtype=np.float64)
-    except ValueError as e:
-        raise ValueError(
-            f"{path}: cannot parse the data rows ({e}); expected `YYYY-MM-DD HH:MM:SS` dates "
-            f"and {len(names)} numbers per row"
-        ) from e
     return dates, values[:, order], tuple(names[j] for j in order)
 
 

@@ -18,8 +18,8 @@ from s4lab.ssm.diag_init import DIAG_INITS, DiagInit
 from s4lab.ssm.discretize import DISCRETIZATIONS, Discretization, discretize_diag
 from s4lab.ssm.init import init_s4d
 from s4lab.ssm.kernels import s4d_kernel
-from s4lab.ssm.recurrent import DiagStep, diag_final_state, diag_step
-from s4lab.ssm.reference import both_halves
+from s4lab.ssm.recurrent import DiagStep, diag_final_state
+from s4lab.ssm.reference import both_halves, ssm_step
 from s4lab.ssm.transforms import DtTransform, Transform
 
 
@@ -117,7 +117,7 @@ class S4DKernel(SSMKernel):
     def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One recurrent step: u (B, H), state (B, H, N/2) -> y (B, C, H), next state."""
         m = self._cached_step()
-        return diag_step(m, u.to(m.dB.real.dtype), state)
+        return ssm_step(m.dA, m.dB, m.dC, u.to(m.dB.real.dtype), state)  # diagonal dA
 
     def forward_state(self, u: Tensor) -> Tensor:
         """The state after u (B, H, L) from zero: B̄ ⊙ Σ_j Ā^j u_{L-1-j} -> (B, H, N/2)."""

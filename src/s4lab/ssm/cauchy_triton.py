@@ -9,9 +9,7 @@ Triton has no complex type: tensors travel as torch.view_as_real (..., 2) views 
 arithmetic is written out on (real, imag) pairs. The forward grid is (row = (k, h), L block),
 looping over N; the backward grid is (row, N block), looping over L, so every sum over L stays
 in one program (deterministic, no atomics), and ∂w sums the rows' v̄ Σ_l (...) over k in PyTorch.
-For CUDA tensors; on CPU only in Triton's interpreter, for tests: TRITON_INTERPRET=1 must be in
-the environment before triton is first imported (triton.jit reads it when decorating, and
-triton's own library is decorated at import), i.e. when the process starts.
+For CUDA tensors; on CPU only in Triton's interpreter, for tests (s4lab.ssm.backend says how).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Notation: B batch, H channels, M state size per channel, r rank, L length, C output channels.
     x_k = Ā x_{k-1} + B̄ u_k,   y_k = Re(C x_k),   x_{-1} = 0
-Diagonal Ā (S4D): elementwise, O(M) per step.
+Diagonal Ā (S4D): elementwise, O(M) per step (s4lab.ssm.reference.ssm_step with a diagonal dA).
 DPLR Ā (S4, bilinear), A = Λ - P Pᴴ over both halves of each conjugate pair:
     Ā = (I - Δ/2 A)⁻¹ (I + Δ/2 A),   B̄ = (I - Δ/2 A)⁻¹ ΔB
     (I + Δ/2 A) x = x + Δ/2 (Λ x - P (Pᴴ x))                                   O(M r)
@@ -50,12 +50,6 @@ class DPLRStep(NamedTuple):
 def output(dC: Tensor, x: Tensor) -> Tensor:
     """y = Re(dC x): dC (C, H, M), x (B, H, M) -> (B, C, H)."""
     return torch.einsum("chm,bhm->bch", dC, x).real
-
-
-def diag_step(m: DiagStep, u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """One step of a diagonal SSM: u (B, H), x (B, H, M) -> y (B, C, H), next x."""
-    x = m.dA * x + m.dB * u[..., None]
-    return output(m.dC, x), x
 
 
 def dplr_step_matrices(dt: Tensor, Lambda: Tensor, P: Tensor, B: Tensor, dC: Tensor) -> DPLRStep:

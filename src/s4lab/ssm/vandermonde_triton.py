@@ -3,14 +3,9 @@
     out_l = 2 Re Σ_n v_n E_nl = 2 Σ_n e^{l Re x_n} (Re v_n cos(l Im x_n) - Im v_n sin(l Im x_n))
     E_nl = exp(x_n l),   ∂v_n = 2 Σ_l g_l Ē_nl,   ∂x_n = 2 v̄_n Σ_l g_l l Ē_nl      (g real)
 Only one mode of each conjugate pair is stored (the 2 Re), as in the naive backend; ∂ follows
-PyTorch's convention for complex leaves (∂/∂Re + i ∂/∂Im). Triton has no complex type: v and x
-travel as torch.view_as_real (..., 2) views and E is formed from exp, cos and sin directly.
-The forward grid is (row = (k, h), L block), looping over N; the backward grid is (row, N block),
-looping over L, so every sum over L stays in one program (deterministic, no atomics), and ∂x
-sums the rows' v̄ Σ_l (...) over k in PyTorch.
-For CUDA tensors; on CPU only in Triton's interpreter, for tests: TRITON_INTERPRET=1 must be in
-the environment before triton is first imported (triton.jit reads it when decorating, and
-triton's own library is decorated at import), i.e. when the process starts.
+PyTorch's convention for complex leaves (∂/∂Re + i ∂/∂Im). E is formed from exp, cos and sin
+directly; the (real, imag) layout, the grids and the CPU interpreter are as in
+s4lab.ssm.cauchy_triton, with ∂x summed over k in PyTorch.
 """
 
 from __future__ import annotations
